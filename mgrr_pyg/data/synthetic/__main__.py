@@ -1,0 +1,4 @@
+"""``python -m mgrr_pyg.data.synthetic`` = ``mgrr-synth``."""
+from .cli import main
+
+raise SystemExit(main())
