@@ -1,7 +1,7 @@
 """Face alignment: least-squares similarity, warping convention, known transforms undone."""
 import numpy as np
 import pytest
-from conftest import MARKS, draw_face, nearest_mark, reference_faces, skimage_similarity
+from raw_tree_helpers import MARKS, draw_face, nearest_mark, reference_faces, skimage_similarity
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays

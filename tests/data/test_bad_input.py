@@ -5,7 +5,7 @@ import logging
 
 import numpy as np
 import pytest
-from conftest import write_landmark_csv
+from raw_tree_helpers import write_landmark_csv
 
 from mgrr_pyg.data import BadInputError, PreparedListDataset, SkipLog, prepare_dataset, read_bp4d, read_disfa, read_prepared
 from mgrr_pyg.data.prepared import list_file

@@ -5,7 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import MARKS, nearest_mark, skimage_similarity
+from raw_tree_helpers import MARKS, nearest_mark, skimage_similarity
 from PIL import Image
 
 from mgrr_pyg.data import class_weights, prepare_dataset, read_prepared

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import MARKS, draw_face, nearest_mark, reference_faces
+from raw_tree_helpers import MARKS, draw_face, nearest_mark, reference_faces
 from torch.utils.data import DataLoader
 
 from mgrr_pyg.data import FrameTable, PreparedListDataset, write_prepared

@@ -47,7 +47,7 @@ def test_image_root_is_found_where_the_first_image_is(tmp_path):
 
 def test_the_biocular_file_is_the_squared_distance_of_the_reference_lists():
     # The published JAA-Net lists give 4480.04532 for this BP4D face (reference data).
-    from conftest import reference_faces
+    from raw_tree_helpers import reference_faces
     assert interocular_distance(reference_faces()[0]) ** 2 == pytest.approx(4480.04532, abs=0.01)
 
 

@@ -1,7 +1,7 @@
 """Raw BP4D / DISFA readers, landmark CSVs and layout detection."""
 import numpy as np
 import pytest
-from conftest import write_bp4d, write_disfa, write_landmark_csv
+from raw_tree_helpers import write_bp4d, write_disfa, write_landmark_csv
 
 from mgrr_pyg.data import FrameTable, SkipLog, detect_layout, read_bp4d, read_disfa, read_landmark_csv
 from mgrr_pyg.facs import BP4D_AUS, DISFA_AUS, convert_to_49
