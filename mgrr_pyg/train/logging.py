@@ -1,0 +1,129 @@
+"""Training logs: a CSV log always, TensorBoard when installed, tqdm progress bars.
+
+The CSV log has one row per logged optimiser step (``log.csv``: epoch, step,
+global_step, the loss terms, lr, images/s) and one row per epoch (``epochs.csv``).
+On resume the rows written after the checkpoint being resumed from are dropped, so
+the log reads as one uninterrupted run.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import sys
+import warnings
+from pathlib import Path
+from typing import Optional, Sequence
+
+from mgrr_pyg.utils.io import atomic_save_text
+
+
+class CSVLogger:
+    """Append dict rows to a CSV file; the columns are fixed by the first row (later
+    rows may carry fewer keys, left blank, but no new ones)."""
+
+    def __init__(self, path, fieldnames: Optional[Sequence[str]] = None) -> None:
+        self.path = Path(path)
+        self.fieldnames = list(fieldnames) if fieldnames else None
+        if self.fieldnames is None and self.path.exists() and self.path.stat().st_size:
+            with open(self.path, newline="") as handle:
+                self.fieldnames = next(csv.reader(handle), None)
+
+    def log(self, row: dict) -> None:
+        if self.fieldnames is None:
+            self.fieldnames = list(row)
+        extra = sorted(set(row) - set(self.fieldnames))
+        if extra:
+            raise ValueError(f"{self.path}: columns {extra} are not in the log's header {self.fieldnames}")
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.fieldnames)
+            if new:
+                writer.writeheader()
+            writer.writerow({k: _fmt(row.get(k)) for k in self.fieldnames})
+
+    def truncate_after(self, key: str, value: float) -> None:
+        """Drop rows whose ``key`` column is greater than ``value`` (resume)."""
+        if not self.path.exists():
+            return
+        with open(self.path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+            fieldnames = rows and list(rows[0].keys())
+        if not rows:
+            return
+        kept = [r for r in rows if r.get(key) in (None, "") or float(r[key]) <= value]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=fieldnames, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(kept)
+        atomic_save_text(self.path, buffer.getvalue())
+
+    def read(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        with open(self.path, newline="") as handle:
+            return list(csv.DictReader(handle))
+
+
+def _fmt(value):
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.6g}"
+    return "" if value is None else value
+
+
+class TensorBoardLogger:
+    """Scalars to TensorBoard if ``tensorboard`` is installed (optional extra);
+    otherwise a no-op that says so once."""
+
+    def __init__(self, log_dir, enabled: bool = True) -> None:
+        self.writer = None
+        if not enabled:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter  # lazy: optional dependency
+        except Exception:  # ImportError, or tensorboard's own import-time errors
+            return
+        try:
+            self.writer = SummaryWriter(log_dir=str(log_dir))
+        except Exception as err:
+            warnings.warn(f"TensorBoard logging disabled: {err}", stacklevel=2)
+
+    @property
+    def enabled(self) -> bool:
+        return self.writer is not None
+
+    def log(self, scalars: dict, step: int, prefix: str = "") -> None:
+        if self.writer is None:
+            return
+        for key, value in scalars.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                self.writer.add_scalar(f"{prefix}{key}", value, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def progress_bar(total: int, desc: str, enabled: bool = True, initial: int = 0):
+    """A tqdm bar (to stderr) or a silent stand-in with the same methods."""
+    if enabled:
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, initial=initial, dynamic_ncols=True, leave=True,
+                    file=sys.stderr, unit="step")
+    return _NoBar()
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, *args, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+__all__ = ["CSVLogger", "TensorBoardLogger", "progress_bar"]

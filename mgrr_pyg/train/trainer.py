@@ -1,0 +1,516 @@
+"""The training loop: SGD with the paper's schedule, checkpoints, resume, DDP, AMP.
+
+:class:`Trainer` is generic: ``model(images)`` returns an object with
+``.probs [B, n]`` (and ``.landmarks [B, 49, 2]`` if it predicts landmarks; the
+MGRR-Net output also has ``.local_logits`` / ``.integrated_logits``), ``loss_fn(out,
+labels, label_mask, landmarks, interocular)`` returns a dict with a ``"total"``
+tensor (:class:`~mgrr_pyg.model.MGRRLoss`), and a dataset item is a dict with
+``image``, ``labels``, ``label_mask``, ``landmarks``, ``interocular`` (the contract of
+:class:`~mgrr_pyg.data.PreparedListDataset`). Building the model and the data of one
+fold from a :class:`~mgrr_pyg.train.config.TrainConfig` is
+:func:`mgrr_pyg.train.pipeline.run_training`.
+
+Determinism and resume: the shuffling of epoch ``e`` is a seeded permutation
+(:class:`~mgrr_pyg.train.distributed.EpochSampler`), augmentation is seeded per sample
+by the dataset (``dataset.set_epoch(e)``), and the checkpoint stores the RNG states,
+so a run killed at any moment and resumed from ``last.pt`` ends with the same weights
+as an uninterrupted run (checkpoints at every epoch end, and every
+``checkpoint_every`` steps inside an epoch with the sampler position).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import shutil
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from mgrr_pyg.train.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    model_config_dict,
+    restore_training_state,
+    save_checkpoint,
+    unwrap_model,
+)
+from mgrr_pyg.train.config import TrainConfig, config_differences
+from mgrr_pyg.train.distributed import (
+    DistContext,
+    EpochSampler,
+    barrier,
+    context_from_process_group,
+    epoch_seed,
+    gather_by_position,
+    resolve_device,
+    shard_positions,
+)
+from mgrr_pyg.train.logging import CSVLogger, TensorBoardLogger, progress_bar
+from mgrr_pyg.train.metrics import (
+    MISSING_LABEL,
+    AUMetrics,
+    evaluate_predictions,
+    landmark_metrics,
+)
+
+LAST = "last.pt"
+BEST = "best.pt"
+
+
+@dataclass
+class EvalOutput:
+    """Predictions of every frame of an evaluated dataset, in dataset order.
+
+    ``labels`` holds 9 where a label is not coded; ``metrics`` are the per-AU metrics,
+    ``landmarks`` the landmark error summary (``None`` if the model predicts none)."""
+
+    probs: np.ndarray  # [N, n]
+    labels: np.ndarray  # [N, n] in {0, 1, 9}
+    landmarks_pred: Optional[np.ndarray]  # [N, 49, 2]
+    landmarks_true: Optional[np.ndarray]
+    interocular: Optional[np.ndarray]  # [N]
+    metrics: AUMetrics
+    landmarks: Optional[dict]
+
+
+def set_dataset_epoch(dataset, epoch: int) -> None:
+    """Call ``set_epoch`` on the dataset, looking through ``Subset`` wrappers."""
+    while dataset is not None:
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
+            return
+        dataset = getattr(dataset, "dataset", None)
+
+
+def _to_device(batch: dict, device: torch.device, non_blocking: bool) -> dict:
+    return {k: (v.to(device, non_blocking=non_blocking) if torch.is_tensor(v) else v)
+            for k, v in batch.items()}
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy and Python ``random`` (call before building the model)."""
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Train and evaluate one model on one fold.
+
+    Args:
+        model (torch.nn.Module): Returns an output with ``.probs`` (and ``.landmarks``).
+        loss_fn (callable): ``loss_fn(out, labels, label_mask, landmarks, interocular)``
+            -> dict with ``"total"`` (and any other terms, which are logged).
+        train_dataset: Items as in the data contract; may be a ``Subset``.
+        config (TrainConfig): Schedule and runtime switches.
+        val_dataset (optional): Validation split (training-part subjects) that picks
+            the reported epoch (``best.pt``); evaluated after every epoch.
+        output_dir (str or Path, optional): Where checkpoints and logs go
+            (default ``config.output``; ``None``: nothing is written).
+        aus (sequence of int, optional): AU numbers of the label columns
+            (default ``model.config.aus`` or ``0..n-1``).
+        metadata (dict, optional): Stored in every checkpoint.
+        model_name (str, optional): Preset name stored in checkpoints.
+        callbacks (sequence): Objects with optional ``on_step_end(trainer, epoch,
+            step)`` / ``on_epoch_end(trainer, epoch)`` methods (``epoch`` 0-based
+            for steps, the number of completed epochs at epoch ends).
+        dist_ctx (DistContext, optional): Default: the initialised process group
+            (torchrun), if any, else one process.
+    """
+
+    def __init__(self, model: torch.nn.Module, loss_fn, train_dataset, config: TrainConfig, *,
+                 val_dataset=None, output_dir=None, aus: Optional[Sequence[int]] = None,
+                 metadata: Optional[dict] = None, model_name: Optional[str] = None,
+                 callbacks: Sequence[Any] = (), dist_ctx: Optional[DistContext] = None) -> None:
+        self.config = config.validate()
+        if dist_ctx is None:
+            import os
+
+            local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+            dist_ctx = context_from_process_group(resolve_device(config.device, local_rank))
+        self.ctx = dist_ctx
+        self.device = dist_ctx.device
+        self.train_dataset = train_dataset
+        self.val_dataset = val_dataset
+        self.output_dir = Path(output_dir if output_dir is not None else config.output) \
+            if (output_dir is not None or config.output) else None
+        self.metadata = metadata or {}
+        self.model_name = model_name
+        self.callbacks = list(callbacks)
+        self.loss_fn = loss_fn
+
+        raw = model
+        if aus is None:
+            model_cfg = getattr(raw, "config", None)
+            aus = getattr(model_cfg, "aus", None)
+        self.aus = tuple(int(a) for a in aus) if aus is not None else None
+
+        is_cuda = self.device.type == "cuda"
+        if config.amp == "fp16" and not is_cuda:
+            raise ValueError("amp: 'fp16' autocast needs a CUDA device; use 'bf16' on CPU or 'none'")
+        if self.ctx.distributed and is_cuda:
+            # BatchNorm statistics over the global batch; on CPU (gloo) each rank keeps
+            # its own statistics, which is what the DDP test reproduces.
+            raw = torch.nn.SyncBatchNorm.convert_sync_batchnorm(raw)
+        raw = raw.to(self.device)
+        if config.channels_last and is_cuda:
+            raw = raw.to(memory_format=torch.channels_last)
+        self.model = raw  # the plain module: checkpoints, evaluation
+        if isinstance(loss_fn, torch.nn.Module):
+            self.loss_fn = loss_fn.to(self.device)
+
+        train_model = raw
+        if self.ctx.distributed:
+            ids = [self.device.index] if is_cuda else None
+            train_model = torch.nn.parallel.DistributedDataParallel(raw, device_ids=ids)
+        if config.compile:
+            train_model = torch.compile(train_model)
+        self.train_model = train_model
+        self.eval_model = train_model if (config.compile and not self.ctx.distributed) else raw
+
+        params = [p for p in raw.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                                         nesterov=config.nesterov and config.momentum > 0,
+                                         weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=config.lr_step,
+                                                         gamma=config.lr_gamma)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=(config.amp == "fp16" and is_cuda))
+
+        n_train = len(train_dataset)
+        drop_last = config.drop_last
+        if drop_last and n_train < config.batch_size * self.ctx.world_size:
+            raise ValueError(
+                f"train_dataset: {n_train} frames, fewer than one batch ({config.batch_size} per "
+                f"process x {self.ctx.world_size} processes); lower --batch-size or use more frames"
+            )
+        self.sampler = EpochSampler(n_train, config.batch_size, seed=config.seed,
+                                    rank=self.ctx.rank, world_size=self.ctx.world_size,
+                                    shuffle=True, drop_last=drop_last)
+        self._loader_generator = torch.Generator()
+        self.pin_memory = is_cuda
+        self.train_loader = DataLoader(
+            train_dataset, batch_size=config.batch_size, sampler=self.sampler,
+            num_workers=config.num_workers, pin_memory=self.pin_memory, drop_last=False,
+            generator=self._loader_generator, persistent_workers=False,
+        )
+
+        # progress of the run
+        self.epoch = 0  # completed epochs
+        self.step_in_epoch = 0  # optimiser steps done in the current epoch
+        self.global_step = 0
+        self.history: list[dict] = []
+        self.best: Optional[dict] = None
+        self._epoch_sums: dict[str, float] = {}
+        self._epoch_count = 0
+        self.resumed_from: Optional[str] = None
+
+        self.csv_log = self.epoch_log = None
+        self.tb = None
+        if self.output_dir is not None and self.ctx.is_main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            self.csv_log = CSVLogger(self.output_dir / "log.csv")
+            self.epoch_log = CSVLogger(self.output_dir / "epochs.csv")
+
+    # -- paths ---------------------------------------------------------------------------
+    @property
+    def last_path(self) -> Optional[Path]:
+        return self.output_dir / LAST if self.output_dir is not None else None
+
+    @property
+    def best_path(self) -> Optional[Path]:
+        return self.output_dir / BEST if self.output_dir is not None else None
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def _sampler_state(self) -> dict:
+        return {"epoch": self.epoch, "start_batch": self.step_in_epoch,
+                "seed": self.config.seed, "world_size": self.ctx.world_size,
+                "epoch_sums": dict(self._epoch_sums), "epoch_count": self._epoch_count}
+
+    def save(self, path) -> Optional[Path]:
+        """Write a checkpoint of the current state (rank 0 only; others wait)."""
+        written = None
+        if self.ctx.is_main:
+            written = save_checkpoint(
+                path, model=self.model, epoch=self.epoch, step_in_epoch=self.step_in_epoch,
+                global_step=self.global_step, optimizer=self.optimizer, scheduler=self.scheduler,
+                scaler=self.scaler, model_name=self.model_name,
+                train_config=self.config.to_dict(), metadata=self.metadata,
+                sampler_state=self._sampler_state(), history=self.history, best=self.best,
+            )
+        barrier(self.ctx)
+        return written
+
+    def resume(self, path) -> None:
+        """Continue from a checkpoint written by this trainer (same training config up
+        to :data:`~mgrr_pyg.train.config.RESUME_FREE_KEYS`, same model)."""
+        state = load_checkpoint(path, map_location="cpu")
+        diffs = config_differences(state.get("train_config") or {}, self.config.to_dict())
+        if diffs:
+            raise CheckpointError(
+                f"{path}: cannot resume, the checkpoint was written by a run with another "
+                "training configuration; keys that differ (checkpoint != this run):\n  "
+                + "\n  ".join(diffs)
+                + "\nUse another --output folder, or --overwrite to start afresh there."
+            )
+        sampler = state.get("sampler") or {}
+        if sampler.get("world_size", self.ctx.world_size) != self.ctx.world_size and state["step_in_epoch"]:
+            raise CheckpointError(
+                f"{path}: written mid-epoch by {sampler.get('world_size')} processes; resume it "
+                f"with the same number of processes (found {self.ctx.world_size})"
+            )
+        restore_training_state(state, self.model, self.optimizer, self.scheduler, self.scaler,
+                               path=path)
+        self.epoch = int(state["epoch"])
+        self.step_in_epoch = int(state["step_in_epoch"])
+        self.global_step = int(state["global_step"])
+        self.history = list(state.get("history") or [])
+        self.best = state.get("best")
+        self._epoch_sums = dict(sampler.get("epoch_sums") or {})
+        self._epoch_count = int(sampler.get("epoch_count") or 0)
+        self.resumed_from = str(path)
+        if self.csv_log is not None:
+            self.csv_log.truncate_after("global_step", self.global_step)
+            self.epoch_log.truncate_after("epoch", self.epoch)
+
+    def maybe_resume(self) -> bool:
+        """Resume from ``<output>/last.pt`` if it exists (``--resume`` or automatic);
+        ``--overwrite`` ignores it. Returns whether a checkpoint was loaded."""
+        last = self.last_path
+        if last is None:
+            if self.config.resume:
+                raise ValueError("resume: asked to resume but no output folder is set (--output)")
+            return False
+        if self.config.overwrite:
+            if self.ctx.is_main:
+                for name in (LAST, BEST):
+                    (self.output_dir / name).unlink(missing_ok=True)
+                for name in ("log.csv", "epochs.csv"):
+                    (self.output_dir / name).unlink(missing_ok=True)
+            barrier(self.ctx)
+            return False
+        if not last.exists():
+            if self.config.resume:
+                raise FileNotFoundError(
+                    f"resume: no checkpoint {last} to resume from; run without --resume to start"
+                )
+            return False
+        self.resume(last)
+        return True
+
+    # -- training ------------------------------------------------------------------------
+    def _autocast(self):
+        if self.config.amp == "none":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.config.amp == "bf16" else torch.float16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def _images(self, batch: dict) -> torch.Tensor:
+        images = batch["image"]
+        if self.config.channels_last and self.device.type == "cuda":
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def _loss_terms(self, out, batch: dict) -> dict:
+        terms = self.loss_fn(out, batch["labels"], batch["label_mask"], batch["landmarks"],
+                             batch["interocular"])
+        if not isinstance(terms, dict) or "total" not in terms:
+            raise TypeError(
+                "loss_fn: expected a dict with a 'total' tensor, found "
+                f"{type(terms).__name__}" + (f" with keys {sorted(terms)}" if isinstance(terms, dict) else "")
+            )
+        return terms
+
+    def train_step(self, batch: dict) -> dict:
+        """One optimiser step on one (per-rank) batch; returns the loss terms as floats."""
+        batch = _to_device(batch, self.device, self.pin_memory)
+        with self._autocast():
+            out = self.train_model(self._images(batch))
+            terms = self._loss_terms(out, batch)
+        total = terms["total"]
+        if not torch.isfinite(total.detach()).all():
+            values = {k: float(v.detach().float()) for k, v in terms.items() if torch.is_tensor(v)}
+            raise FloatingPointError(
+                f"non-finite loss at epoch {self.epoch + 1}, step {self.step_in_epoch + 1}: {values} "
+                "(lower --lr, or check the labels / landmarks of this batch)"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return {k: float(v.detach().float()) for k, v in terms.items() if torch.is_tensor(v)}
+
+    def _call(self, hook: str, *args) -> None:
+        for cb in self.callbacks:
+            fn = getattr(cb, hook, None)
+            if fn is not None:
+                fn(self, *args)
+
+    def _train_epoch(self, epoch: int) -> None:
+        cfg = self.config
+        self.train_model.train()
+        self.sampler.set_epoch(epoch, self.step_in_epoch)
+        set_dataset_epoch(self.train_dataset, epoch)
+        self._loader_generator.manual_seed(epoch_seed(cfg.seed, epoch))
+        if self.step_in_epoch == 0:
+            self._epoch_sums, self._epoch_count = {}, 0
+        total_steps = self.sampler.batches_per_epoch
+        bar = progress_bar(total_steps, f"epoch {epoch + 1}/{cfg.epochs}",
+                           enabled=cfg.progress and self.ctx.is_main, initial=self.step_in_epoch)
+        tick = time.perf_counter()
+        try:
+            for batch in self.train_loader:
+                n_images = int(batch["image"].shape[0]) * self.ctx.world_size
+                terms = self.train_step(batch)
+                self.step_in_epoch += 1
+                self.global_step += 1
+                now = time.perf_counter()
+                rate = n_images / max(now - tick, 1e-9)
+                tick = now
+                for k, v in terms.items():
+                    self._epoch_sums[k] = self._epoch_sums.get(k, 0.0) + v
+                self._epoch_count += 1
+                lr = self.optimizer.param_groups[0]["lr"]
+                bar.update(1)
+                bar.set_postfix(loss=f"{terms['total']:.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.1f}")
+                if self.ctx.is_main and cfg.log_every and self.global_step % cfg.log_every == 0:
+                    row = {"epoch": epoch + 1, "step": self.step_in_epoch, "global_step": self.global_step,
+                           **{f"loss_{k}": v for k, v in terms.items()}, "lr": lr, "img_per_s": rate}
+                    if self.csv_log is not None:
+                        self.csv_log.log(row)
+                    if self.tb is not None:
+                        self.tb.log({**{f"loss/{k}": v for k, v in terms.items()}, "lr": lr,
+                                     "images_per_s": rate}, self.global_step, "train/")
+                if (cfg.checkpoint_every and self.step_in_epoch % cfg.checkpoint_every == 0
+                        and self.step_in_epoch < total_steps and self.last_path is not None):
+                    self.save(self.last_path)
+                self._call("on_step_end", epoch, self.step_in_epoch)
+        finally:
+            bar.close()
+
+    def fit(self) -> list[dict]:
+        """Train to ``config.epochs`` (resuming from ``<output>/last.pt`` if present) and
+        return the per-epoch history."""
+        cfg = self.config
+        if not self.maybe_resume() and self.csv_log is not None:
+            # a fresh start: drop rows a killed earlier attempt left in the logs
+            self.csv_log.truncate_after("global_step", 0)
+            self.epoch_log.truncate_after("epoch", 0)
+        if self.output_dir is not None and self.ctx.is_main and self.tb is None:
+            self.tb = TensorBoardLogger(self.output_dir / "tensorboard", enabled=cfg.tensorboard)
+        try:
+            while self.epoch < cfg.epochs:
+                epoch = self.epoch
+                started = time.perf_counter()
+                self._train_epoch(epoch)
+                self.scheduler.step()
+                self.epoch, self.step_in_epoch = epoch + 1, 0
+                count = max(self._epoch_count, 1)
+                record = {"epoch": self.epoch, **{f"train_{k}": v / count for k, v in self._epoch_sums.items()},
+                          "lr": self.optimizer.param_groups[0]["lr"],
+                          "seconds": time.perf_counter() - started}
+                improved = False
+                if self.val_dataset is not None:
+                    val = self.evaluate(self.val_dataset, desc="validation")
+                    record["val_f1"] = val.metrics.f1_mean
+                    record["val_accuracy"] = val.metrics.accuracy_mean
+                    record["val_auc"] = val.metrics.auc_mean
+                    score = val.metrics.f1_mean
+                    if self.best is None or (not math.isnan(score) and score > self.best["val_f1"]):
+                        self.best = {"epoch": self.epoch, "val_f1": score}
+                        improved = True
+                self.history.append(record)
+                if self.epoch_log is not None:
+                    self.epoch_log.log(record)
+                if self.tb is not None:
+                    self.tb.log(record, self.epoch, "epoch/")
+                if self.last_path is not None:
+                    self.save(self.last_path)
+                    if improved and self.ctx.is_main:
+                        shutil.copyfile(self.last_path, self.best_path)
+                    barrier(self.ctx)
+                self._call("on_epoch_end", self.epoch)
+        finally:
+            if self.tb is not None:
+                self.tb.close()
+                self.tb = None
+        return self.history
+
+    def load_best(self) -> Optional[int]:
+        """Load the validation-chosen weights (``best.pt``); returns its epoch, or
+        ``None`` when there is no validation split (the last epoch is reported)."""
+        if self.val_dataset is None or self.best_path is None or not self.best_path.exists():
+            return None
+        state = load_checkpoint(self.best_path)
+        unwrap_model(self.model).load_state_dict(state["model"])
+        return int(state["epoch"])
+
+    # -- evaluation ----------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, dataset, desc: str = "evaluation") -> dict:
+        """Probabilities (and landmarks) of every frame of ``dataset`` in dataset order.
+
+        Under DDP each rank evaluates positions ``rank::world`` (no padding) and the
+        results are gathered, so every frame is counted exactly once."""
+        n = len(dataset)
+        if self.ctx.distributed:
+            # BatchNorm running statistics drift apart on CPU ranks (no SyncBatchNorm);
+            # evaluate every shard with rank 0's buffers so the ranks agree.
+            for buffer in self.model.buffers():
+                torch.distributed.broadcast(buffer.data, src=0)
+        positions = shard_positions(n, self.ctx.rank, self.ctx.world_size)
+        batch_size = self.config.eval_batch_size or self.config.batch_size
+        loader = DataLoader(Subset(dataset, positions), batch_size=batch_size, shuffle=False,
+                            num_workers=self.config.num_workers, pin_memory=self.pin_memory)
+        was_training = self.model.training
+        self.eval_model.eval()
+        chunks: dict[str, list] = {"probs": [], "labels": [], "landmarks_pred": [],
+                                   "landmarks_true": [], "interocular": []}
+        bar = progress_bar(len(loader), desc, enabled=self.config.progress and self.ctx.is_main)
+        try:
+            for batch in loader:
+                batch = _to_device(batch, self.device, self.pin_memory)
+                with self._autocast():
+                    out = self.eval_model(self._images(batch))
+                chunks["probs"].append(out.probs.float().cpu().numpy())
+                mask = batch["label_mask"].bool()
+                labels = torch.where(mask, batch["labels"].round().long(),
+                                     torch.full_like(mask, MISSING_LABEL, dtype=torch.long))
+                chunks["labels"].append(labels.cpu().numpy())
+                pred_landmarks = getattr(out, "landmarks", None)
+                if pred_landmarks is not None and "landmarks" in batch:
+                    chunks["landmarks_pred"].append(pred_landmarks.float().cpu().numpy())
+                    chunks["landmarks_true"].append(batch["landmarks"].float().cpu().numpy())
+                    chunks["interocular"].append(batch["interocular"].float().reshape(-1).cpu().numpy())
+                bar.update(1)
+        finally:
+            bar.close()
+            self.model.train(was_training)
+            self.eval_model.train(was_training)
+        arrays = {k: np.concatenate(v, 0) for k, v in chunks.items() if v}
+        if not positions:  # this rank had no frame: empty arrays of the right width
+            arrays = {}
+        return gather_by_position(np.asarray(positions), arrays, n, self.ctx)
+
+    def evaluate(self, dataset, desc: str = "evaluation") -> EvalOutput:
+        """:meth:`predict` then the per-AU and landmark metrics."""
+        arrays = self.predict(dataset, desc)
+        aus = self.aus if self.aus is not None else tuple(range(arrays["probs"].shape[1]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=UserWarning)
+            metrics = evaluate_predictions(arrays["probs"], arrays["labels"], aus, self.config.threshold)
+        lm = None
+        if "landmarks_pred" in arrays:
+            lm = landmark_metrics(arrays["landmarks_pred"], arrays["landmarks_true"], arrays["interocular"])
+        return EvalOutput(arrays["probs"], arrays["labels"], arrays.get("landmarks_pred"),
+                          arrays.get("landmarks_true"), arrays.get("interocular"), metrics, lm)
+
+
+__all__ = ["BEST", "LAST", "EvalOutput", "Trainer", "seed_everything", "set_dataset_epoch"]
