@@ -37,6 +37,13 @@ class GatedFusion(nn.Module):
             in the gate. (default: :obj:`True`)
         eps (float, optional): Floor of the norm in the normalisation.
             (default: :obj:`1e-12`)
+        rescale (bool, optional): Multiply each normalised term by
+            :math:`\sqrt{C_{out}}`, so its components have unit RMS instead of a unit
+            norm. A constant factor (the fused output is the same direction), it keeps
+            a following linear map / classifier at its usual initial scale; without it
+            a :math:`d`-dim unit vector makes every logit start :math:`\sqrt{d}` times
+            smaller and SGD at the paper's learning rate barely moves it.
+            (default: :obj:`False`)
 
     Shapes:
         - **input:** :math:`(B, C_a, H, W)` and :math:`(B, C_b, H, W)` for maps;
@@ -48,7 +55,7 @@ class GatedFusion(nn.Module):
 
     def __init__(self, a_channels: Optional[int], b_channels: Optional[int],
                  out_channels: int, kind: str = "map", bias: bool = True,
-                 eps: float = 1e-12):
+                 eps: float = 1e-12, rescale: bool = False):
         super().__init__()
         if kind not in ("map", "vector"):
             raise ValueError(f"kind must be 'map' or 'vector'; found {kind!r}")
@@ -60,6 +67,7 @@ class GatedFusion(nn.Module):
         self.out_channels = out_channels
         self.kind = kind
         self.eps = eps
+        self.rescale = rescale
         self.channel_dim = 1 if kind == "map" else -1
 
         def make(in_channels, use_bias):
@@ -100,7 +108,8 @@ class GatedFusion(nn.Module):
                              f"{axis}; found shape {tuple(value.shape)}")
 
     def _normalise(self, value: Tensor) -> Tensor:
-        return F.normalize(value, p=2.0, dim=self.channel_dim, eps=self.eps)
+        out = F.normalize(value, p=2.0, dim=self.channel_dim, eps=self.eps)
+        return out * self.out_channels ** 0.5 if self.rescale else out
 
     def forward(self, a: Optional[Tensor], b: Optional[Tensor], return_gate: bool = False):
         r"""Fuses :obj:`a` and :obj:`b` (either may be :obj:`None`, not both)."""
@@ -125,4 +134,5 @@ class GatedFusion(nn.Module):
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.a_channels}, {self.b_channels}, "
-                f"{self.out_channels}, kind={self.kind!r})")
+                f"{self.out_channels}, kind={self.kind!r}"
+                + (", rescale=True)" if self.rescale else ")"))

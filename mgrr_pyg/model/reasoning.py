@@ -162,7 +162,7 @@ class AUGlobalPooling(nn.Module):
 
     .. math::
         \alpha_{ip} = \operatorname{softmax}_p(\mathbf{q}_i^\top G^k(p)), \qquad
-        \mathbf{g}_i = \mathbf{W}_g \sum_p \alpha_{ip} G^k(p) + \mathbf{b}_g
+        \mathbf{g}_i = \mathrm{BN}(\mathbf{W}_g \sum_p \alpha_{ip} G^k(p) + \mathbf{b}_g)
 
     (a key map would add nothing a learned query cannot absorb, and pooling before
     :math:`\mathbf{W}_g` is the same linear map at a fraction of the cost).
@@ -182,22 +182,34 @@ class AUGlobalPooling(nn.Module):
             channels, out_channels, num_aus, mode)
         self.query = nn.Parameter(torch.empty(num_aus, channels)) if mode == "attention" else None
         self.project = nn.Linear(channels, out_channels)
+        # Batch-normalised per AU and channel: the pooled context of a unit-RMS map is
+        # dominated by what every face shares; centring it across the batch keeps the
+        # part that differs between faces (our choice, see docs/architecture.md).
+        self.norm = nn.BatchNorm1d(num_aus * out_channels)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         if self.query is not None:
             nn.init.normal_(self.query)
         self.project.reset_parameters()
+        self.norm.reset_parameters()
 
     def forward(self, fused: Tensor) -> tuple[Tensor, Optional[Tensor]]:
         batch, channels, height, width = fused.shape
         if self.query is None:
             pooled = fused.mean((2, 3)).unsqueeze(1).expand(-1, self.num_aus, -1)
-            return self.project(pooled), None
+            return self._project(pooled), None
         pixels = fused.flatten(2)  # [B, c, HW]
-        attention = torch.softmax(torch.einsum("nc,bcp->bnp", self.query, pixels), -1)
+        # scaled like dot-product attention: G^k has unit-RMS channels (rescaled GFC)
+        scores = torch.einsum("nc,bcp->bnp", self.query, pixels) / channels ** 0.5
+        attention = torch.softmax(scores, -1)  # [B, n, HW]
         pooled = torch.bmm(attention, pixels.transpose(1, 2))  # [B, n, c]
-        return self.project(pooled), attention.view(batch, self.num_aus, height, width)
+        return self._project(pooled), attention.view(batch, self.num_aus, height, width)
+
+    def _project(self, pooled: Tensor) -> Tensor:
+        batch = pooled.size(0)
+        context = self.project(pooled)  # [B, n, d_v]
+        return self.norm(context.reshape(batch, -1)).view(batch, self.num_aus, -1)
 
     def extra_repr(self) -> str:
         return (f"{self.channels}, {self.out_channels}, "
@@ -264,16 +276,16 @@ class RelationalReasoningLayer(nn.Module):
                       if use_pixel else None)
         c = channels
         self.attention_fusion = (GatedFusion(c if use_channel else None,
-                                             c if use_pixel else None, c, kind="map")
+                                             c if use_pixel else None, c, kind="map", rescale=True)
                                  if use_channel or use_pixel else None)
         has_attention = use_channel or use_pixel
         self.global_fusion = (GatedFusion(c if use_global else None,
-                                          c if has_attention else None, c, kind="map")
+                                          c if has_attention else None, c, kind="map", rescale=True)
                               if use_global or has_attention else None)
         self.pooling = (AUGlobalPooling(c, d_v, num_aus, pooling)
                         if self.global_fusion is not None else None)
         self.au_fusion = GatedFusion(d_v, d_v if self.pooling is not None else None, d_v,
-                                     kind="vector")
+                                     kind="vector", rescale=True)
         self.use_global = use_global
 
     def reset_parameters(self) -> None:

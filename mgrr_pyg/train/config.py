@@ -31,6 +31,9 @@ ABLATIONS: dict[str, str] = {
 #: (so ``--preset tiny --ablation setting3`` is the tiny model with Table 6 setting 3).
 ABLATION_FIELDS = ("use_region_graph", "use_global", "use_channel", "use_pixel", "num_layers")
 
+#: "sgd" is the paper's (Nesterov momentum); "adamw" (momentum unused) is the quick CPU
+#: schedule's: a few hundred steps from scratch are too few for SGD at lr 0.01.
+OPTIMIZERS = ("sgd", "adamw")
 AMP_MODES = ("none", "bf16", "fp16")
 DATASETS = ("BP4D", "DISFA")
 
@@ -110,6 +113,7 @@ class TrainConfig:
     epochs: int = 15
     batch_size: int = 8
     eval_batch_size: Optional[int] = None
+    optimizer: str = "sgd"
     lr: float = 0.01
     momentum: float = 0.9
     nesterov: bool = True
@@ -163,6 +167,8 @@ class TrainConfig:
                 raise ValueError(
                     f"{name}: expected None or an integer >= {minimum}, found {value!r}"
                 )
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, found {self.optimizer!r}")
         if not self.lr > 0:
             raise ValueError(f"lr: expected a positive learning rate, found {self.lr!r}")
         if not 0 < self.lr_gamma <= 1:

@@ -177,9 +177,13 @@ class Trainer:
         self.eval_model = train_model if (config.compile and not self.ctx.distributed) else raw
 
         params = [p for p in raw.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                                         nesterov=config.nesterov and config.momentum > 0,
-                                         weight_decay=config.weight_decay)
+        if config.optimizer == "adamw":
+            self.optimizer = torch.optim.AdamW(params, lr=config.lr,
+                                               weight_decay=config.weight_decay)
+        else:
+            self.optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                                             nesterov=config.nesterov and config.momentum > 0,
+                                             weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=config.lr_step,
                                                          gamma=config.lr_gamma)
         self.scaler = torch.amp.GradScaler("cuda", enabled=(config.amp == "fp16" and is_cuda))

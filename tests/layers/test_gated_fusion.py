@@ -110,3 +110,17 @@ def test_bad_configuration_raises_errors():
         GatedFusion(None, 3, 3, kind="vector")(torch.zeros(2, 3), torch.zeros(2, 3))
     with pytest.raises(ValueError, match=r"b must have 3 channels \(b_channels\) on the last dim"):
         GatedFusion(2, 3, 3, kind="vector")(torch.zeros(2, 2), torch.zeros(2, 4))
+
+
+@given(st.integers(1, 4), st.integers(2, 9), st.integers(0, 2**31 - 1))
+def test_rescaled_fusion_is_sqrt_c_times_the_unit_norm_fusion(batch, channels, seed):
+    """rescale=True multiplies Eq. 7's output by sqrt(C_out) and nothing else."""
+    torch.manual_seed(seed)
+    plain = GatedFusion(3, 5, channels, kind="vector")
+    scaled = GatedFusion(3, 5, channels, kind="vector", rescale=True)
+    scaled.load_state_dict(plain.state_dict())
+    a, b = torch.randn(batch, 3), torch.randn(batch, 5)
+    torch.testing.assert_close(scaled(a, b), plain(a, b) * channels ** 0.5)
+    # one input switched off: the mapped input with unit-RMS components
+    out = scaled(a, None)
+    torch.testing.assert_close(out.pow(2).mean(-1), torch.ones(batch))

@@ -118,10 +118,16 @@ def test_landmarks_of_wrong_shape_are_refused():
 def test_region_features_are_box_weighted_means_then_per_au_linear_maps():
     """With a spatially constant input the local map is constant away from the border
     (the 3x3 conv zero-pads), so every box-weighted mean over interior boxes is that
-    constant and v_i = ReLU(W_i [f || f] + b_i)."""
+    constant and v_i = BN_i(W_i [f || f] + b_i) (eval-mode batch norm per AU and channel)."""
     torch.manual_seed(0)
     n, hidden, d_v = 3, 4, 5
-    head = AURegionFeatures(2, hidden, d_v, n).eval()
+    head = AURegionFeatures(2, hidden, d_v, n)
+    head.out_norm.running_mean.uniform_(-1, 1)
+    head.out_norm.running_var.uniform_(0.5, 2)
+    head.out_norm.weight.data.uniform_(0.5, 2)
+    head.out_norm.bias.data.uniform_(-1, 1)
+    head.eval()
+    norm = head.out_norm
     global_map = torch.randn(1, 2, 1, 1).expand(1, 2, 44, 44).contiguous()
     boxes = torch.zeros(1, n, 2, 44, 44)
     boxes[..., 10:30, 10:30] = torch.rand(20, 20) + 0.1  # arbitrary interior weights
@@ -129,7 +135,10 @@ def test_region_features_are_box_weighted_means_then_per_au_linear_maps():
         out = head(global_map, boxes)
         local = torch.relu(head.norm(head.conv(global_map)))[0, :, 20, 20]
     for i in range(n):
-        expected = torch.relu(torch.cat([local, local]) @ head.weight[i] + head.bias[i])
+        linear = torch.cat([local, local]) @ head.weight[i] + head.bias[i]
+        rows = slice(i * d_v, (i + 1) * d_v)
+        expected = ((linear - norm.running_mean[rows]) / (norm.running_var[rows] + norm.eps).sqrt()
+                    * norm.weight[rows] + norm.bias[rows])
         torch.testing.assert_close(out[0, i], expected)
 
 

@@ -12,10 +12,14 @@ def test_defaults_without_data_are_the_quick_schedule_and_with_data_the_paper():
     quick = parse([])
     assert quick.data_root is None and quick.fold == 1
     assert quick.preset == SCHEDULES["quick"]["preset"] and quick.epochs == SCHEDULES["quick"]["epochs"]
-    assert (quick.lr, quick.momentum, quick.weight_decay, quick.lr_step, quick.lr_gamma,
-            quick.lambda_align, quick.nesterov) == (0.01, 0.9, 5e-4, 2, 0.5, 0.5, True)
+    assert (quick.optimizer, quick.lr) == ("adamw", 1e-3)
+    assert (quick.weight_decay, quick.lr_step, quick.lr_gamma, quick.lambda_align) == \
+        (5e-4, 2, 0.5, 0.5)
     paper = parse(["--data-root", "/data/BP4D"])
     assert paper.preset == "mgrr_bp4d" and paper.epochs == 15 and paper.max_train_frames is None
+    # the paper's optimiser: SGD, Nesterov momentum 0.9, lr 0.01
+    assert (paper.optimizer, paper.lr, paper.momentum, paper.nesterov) == ("sgd", 0.01, 0.9, True)
+    assert parse(["--optimizer", "sgd", "--lr", "0.05"]).optimizer == "sgd"
     assert parse(["--data-root", "x"], "DISFA").preset == "mgrr_disfa"
 
 
