@@ -20,7 +20,7 @@ Each case records in ``benchmark.extra_info``: ``per_graph_ms`` (median / batch)
 millisecond by a thread after ``malloc_trim``; approximate, see bench/README.md) and
 ``estimate_mb`` (the analytic estimate used for skipping).
 
-Run at full size: ``python -m pytest bench/bench_layers.py`` (``MGRR_BENCH_THREADS=1``
+Run at full size: ``python -m pytest bench/bench_layers.py`` (ends with a dense vs message-passing table) (``MGRR_BENCH_THREADS=1``
 pins torch to one thread, steadier on a busy machine); small sizes for CI:
 ``MGRR_BENCH_SMALL=1 python -m pytest bench/ --benchmark-disable``. To turn a JSON
 report into the README table: ``python bench/bench_layers.py report.json``.
@@ -172,7 +172,7 @@ def _make_step(graph: str, path: str, batch: int, mode: str):
 
 @pytest.mark.parametrize("graph, path, batch, mode", CASES,
                          ids=[f"{g}-{p}-b{b}-{m}" for g, p, b, m in CASES])
-def test_graph_attention(benchmark, require_memory, graph, path, batch, mode):
+def test_graph_attention(benchmark, require_memory, layer_results, graph, path, batch, mode):
     estimate = estimate_bytes(graph, path, batch, mode)
     require_memory(estimate, f"{graph} graph, {path}, batch {batch}, {mode}")
     step = _make_step(graph, path, batch, mode)
@@ -195,6 +195,8 @@ def test_graph_attention(benchmark, require_memory, graph, path, batch, mode):
     benchmark.pedantic(step, rounds=rounds, warmup_rounds=0)
     if benchmark.stats is not None:  # None with --benchmark-disable
         benchmark.extra_info["per_graph_ms"] = round(benchmark.stats.stats.median / batch * 1e3, 3)
+        layer_results.append(dict(graph=graph, mode=mode, batch=batch, path=path,
+                                  median_ms=benchmark.stats.stats.median * 1e3))
 
 
 def report(path: str) -> str:

@@ -33,3 +33,27 @@ def require_memory():
             )
 
     return check
+
+
+_LAYER_RESULTS = pytest.StashKey[list]()
+
+
+@pytest.fixture
+def layer_results(request) -> list:
+    """Where bench_layers.py leaves each timed case for the dense vs message-passing
+    table printed at the end of the run."""
+    return request.config.stash.setdefault(_LAYER_RESULTS, [])
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    rows = config.stash.get(_LAYER_RESULTS, [])
+    if not rows:
+        return  # nothing timed (e.g. --benchmark-disable)
+    dense = {(r["graph"], r["mode"], r["batch"]): r["median_ms"] for r in rows if r["path"] == "dense"}
+    terminalreporter.write_sep("-", "graph attention: dense vs message passing (median ms per graph)")
+    terminalreporter.write_line(f"{'graph':7} {'mode':17} {'batch':>5} {'path':11} {'ms/graph':>9} {'x dense':>8}")
+    for r in sorted(rows, key=lambda r: (r["graph"], r["mode"], r["batch"], r["path"] != "dense", r["path"])):
+        base = dense.get((r["graph"], r["mode"], r["batch"]))
+        ratio = f"{r['median_ms'] / base:7.1f}x" if base and r["path"] != "dense" else ""
+        terminalreporter.write_line(f"{r['graph']:7} {r['mode']:17} {r['batch']:>5} {r['path']:11} "
+                                    f"{r['median_ms'] / r['batch']:9.2f} {ratio:>8}")
