@@ -64,7 +64,14 @@ def cache_dir(config: TrainConfig) -> Path:
 
 
 def synthetic_name(config: TrainConfig) -> str:
-    return f"{config.dataset}-{config.synthetic_preset}-seed{config.synthetic_seed}"
+    """Cache folder name of a synthetic set: dataset, preset, seed and a digest of the
+    generator's full configuration (sizes, rendering settings, generator version), so a
+    package update that changes the generator never reuses data made by the old one."""
+    from mgrr_pyg.data.synthetic import SynthConfig
+
+    generator = SynthConfig.from_preset(config.synthetic_preset, config.dataset).to_dict()
+    digest = hashlib.sha1(json.dumps(_jsonable(generator), sort_keys=True).encode()).hexdigest()[:8]
+    return f"{config.dataset}-{config.synthetic_preset}-seed{config.synthetic_seed}-{digest}"
 
 
 def ensure_synthetic(config: TrainConfig, log: Log = _print) -> Path:
