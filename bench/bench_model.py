@@ -7,12 +7,12 @@ Cases (``benchmark.extra_info`` carries the derived numbers):
 * ``test_forward[variant-batch]``: eval, ``torch.no_grad``, batch 1 / 8 / 32;
   ``variant`` is one of the inference levers:
   ``eager`` (as built), ``channels_last`` (model and input in NHWC),
-  ``fused`` (:meth:`MGRRNet.fuse_for_inference`: conv->BN folded),
+  ``fused`` (:meth:`MGRRNet.fold_batchnorm`: conv->BN folded),
   ``fused_channels_last``, ``bf16`` (``torch.autocast("cpu", torch.bfloat16)`` on the
   fused channels-last model; its accuracy cost is in ``extra_info``:
   max |delta p| against fp32 and the landmark shift in pixels).
   ``extra_info``: ``ms_per_image`` (median / batch), ``vs_jaanet`` (141 ms/image at batch 8,
-  ``shared/spec/anchors.md``), ``gflop_per_image``, ``achieved_gflops``,
+  ``bench/README.md``), ``gflop_per_image``, ``achieved_gflops``,
   ``matmul_gflops`` (a 2048^2 fp32 matmul measured in the same process) and
   ``fraction_of_matmul_rate``.
 * ``test_forward_compiled``: ``torch.compile`` (inductor) at batch 8, compile time in
@@ -46,7 +46,7 @@ BATCHES = (1, 2) if SMALL else (1, 8, 32)
 TRAIN_BATCHES = (2,) if SMALL else (8, 32)
 COMPONENT_BATCH = 2 if SMALL else 8
 VARIANTS = ("eager", "channels_last", "fused", "fused_channels_last", "bf16")
-JAANET_MS = 141.0  # JAA-Net v2, batch 8, per image, same kind of machine (anchors.md)
+JAANET_MS = 141.0  # JAA-Net v2, batch 8, per image, same kind of machine (bench/README.md)
 THREADS = 2
 # Peak memory per image, measured at batch 8 on mgrr_bp4d (RSS growth), with margin.
 FORWARD_BYTES_PER_IMAGE = 60e6
@@ -66,7 +66,7 @@ def build(variant: str = "eager", seed: int = 0):
     torch.manual_seed(seed)
     model = create_model(PRESET).eval()
     if variant in ("fused", "fused_channels_last", "bf16"):
-        model.fuse_for_inference()
+        model.fold_batchnorm()
     if variant in ("channels_last", "fused_channels_last", "bf16"):
         model = model.to(memory_format=torch.channels_last)
     return model

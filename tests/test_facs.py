@@ -1,21 +1,26 @@
 """Face geometry: the AU centre rule, the flip permutation, eye centres, 68/66 -> 49."""
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, strategies as st
+from reference_landmarks import reference_data, reference_faces
 
 from mgrr_pyg import facs
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference-data" / "example-landmarks.json"
 
-
-def reference_faces() -> np.ndarray:
-    data = json.loads(REFERENCE.read_text())
-    faces = [r["landmarks"] for key in ("BP4D", "DISFA", "BP4D_more") for r in data.get(key, [])]
-    return np.asarray(faces, dtype=np.float64).reshape(-1, 49, 2)
+def test_reference_file_keeps_every_field_of_the_published_lists():
+    data = reference_data()
+    assert {"about", "source", "licence"} <= data.keys()
+    assert [r["path"] for r in data["BP4D"]] == ["BP4D/F001/T1/2440.jpg", "BP4D/F001/T1/2441.jpg"]
+    assert [r["path"] for r in data["DISFA"]] == ["DISFA/SN002/0.jpg", "DISFA/SN002/1.jpg"]
+    for record in data["BP4D"] + data["DISFA"]:
+        assert record.keys() == {"path", "landmarks", "biocular_squared"}
+        assert len(record["landmarks"]) == 98
+    assert len(data["BP4D_more"]) == 7
+    for record in data["BP4D_more"]:
+        assert record.keys() == {"landmarks", "AUoccur"}
+        assert len(record["landmarks"]) == 98 and len(record["AUoccur"]) == len(facs.BP4D_AUS)
+    assert reference_faces().shape == (11, 49, 2)
 
 
 def test_flip_permutation_is_an_involution_and_a_permutation():
@@ -35,7 +40,7 @@ def test_flip_twice_is_identity_and_keeps_left_eye_on_the_left():
 
 
 def test_reference_biocular_matches_eye_centres():
-    data = json.loads(REFERENCE.read_text())
+    data = reference_data()
     for record in data["BP4D"] + data["DISFA"]:
         points = np.asarray(record["landmarks"]).reshape(49, 2)
         assert facs.interocular_distance(points) ** 2 == pytest.approx(record["biocular_squared"], rel=1e-4)
@@ -85,7 +90,7 @@ def test_convert_68_and_66_to_49():
 
 
 def test_bad_geometry_input_is_named():
-    with pytest.raises(ValueError, match=r"expected \[\.\.\., 49\|66\|68, 2\].*\[50, 2\]"):
+    with pytest.raises(ValueError, match=r"expected shape \[\.\.\., 49\|66\|68, 2\].*\[50, 2\]"):
         facs.convert_to_49(np.zeros((50, 2)))
     with pytest.raises(ValueError, match=r"landmarks: expected shape \[\.\.\., 49, 2\], found \[48, 2\]"):
         facs.au_centres(np.zeros((48, 2)), (1,))
@@ -99,3 +104,46 @@ def test_template_is_the_reference_mean():
     faces = reference_faces()
     mean_points = facs.alignment_points(faces).mean(0)
     np.testing.assert_allclose(mean_points, facs.TEMPLATE_POINTS, atol=0.06)
+
+
+def test_au_rules_are_resolved_in_one_place_custom_first_then_built_in():
+    custom = facs.AUCentreRule((10, 13), -0.25)
+    rules = facs.resolve_au_rules((12, 99, 1), {99: custom, 12: ((4, 5), 0.5)})
+    assert list(rules) == [12, 99, 1]  # the AUs asked for, in their order
+    assert rules[99] is custom and rules[1] is facs.AU_CENTRE_RULES[1]
+    assert rules[12] == facs.AUCentreRule((4, 5), 0.5)  # a pair replaces the built-in rule
+    with pytest.raises(ValueError, match=r"aus: no centre rule for AU \[98\].*built-in rules cover"):
+        facs.resolve_au_rules((1, 98))
+    with pytest.raises(ValueError, match=r"indices in 0\.\.48"):
+        facs.resolve_au_rules((99,), {99: ((10, 60), 0.0)})
+    # au_centres uses the same resolution: a custom AU next to built-in ones
+    points = np.random.default_rng(0).uniform(30, 140, (49, 2))
+    centres = facs.au_centres(points, (1, 99), {99: custom})
+    np.testing.assert_allclose(centres[0], facs.au_centres(points, (1,))[0])
+    ruler = abs(points[22, 0] - points[25, 0])
+    np.testing.assert_allclose(centres[1, :, 1], points[[10, 13], 1] - 0.25 * ruler)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.zeros((2, 48, 2)), r"points: expected shape \[B, 49, 2\] \(crop pixels\), found \[2, 48, 2\]"),
+    (np.zeros((49, 2)), r"expected shape \[B, 49, 2\].*found \[49, 2\]"),
+    ([[0.0, 0.0]] * 49, r"expected shape \[B, 49, 2\].*found list"),
+])
+def test_the_one_landmark_validator_names_the_expected_and_found_shapes(bad, match):
+    with pytest.raises(ValueError, match=match):
+        facs.check_landmarks(bad, "points", batched=True, crop_size=176)
+
+
+def test_the_one_landmark_validator_checks_values_in_numpy_and_torch():
+    points = np.full((3, 49, 2), 80.0)
+    facs.check_landmarks(points, batched=True, crop_size=176)  # fine
+    facs.check_landmarks(points[0], counts=(49,))  # any leading shape without batched
+    points[2, 4, 0] = np.nan
+    with pytest.raises(ValueError, match="sample 2, point 4 is not finite"):
+        facs.check_landmarks(points, batched=True, crop_size=176)
+    moved = torch.full((3, 49, 2), 80.0)
+    moved[1, 9, 1] = 176 - 1 + facs.LANDMARK_TOLERANCE + 0.5
+    with pytest.raises(ValueError, match=r"sample 1, point 9 .* outside the 176x176 crop"):
+        facs.check_landmarks(moved, batched=True, crop_size=176)
+    moved[1, 9, 1] = 176 - 1 + facs.LANDMARK_TOLERANCE  # the tolerance itself is accepted
+    facs.check_landmarks(moved, batched=True, crop_size=176)

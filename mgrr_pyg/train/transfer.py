@@ -26,8 +26,8 @@ import torch
 
 from mgrr_pyg.train.checkpoint import load_checkpoint, unwrap_model
 
-#: DISFA AU -> BP4D AU whose branch initialises it (JAA-Net's mapping, spec
-#: ``data-and-protocol.md``): AU1, 2, 4, 6 -> same, AU12 -> AU12, AU25 <- AU23,
+#: DISFA AU -> BP4D AU whose branch initialises it (JAA-Net's mapping, ``docs/protocol.md``):
+#: AU1, 2, 4, 6 -> same, AU12 -> AU12, AU25 <- AU23,
 #: AU26 <- AU17; AU9 has no BP4D counterpart and starts fresh.
 DISFA_FROM_BP4D: dict[int, int] = {1: 1, 2: 2, 4: 4, 6: 6, 12: 12, 25: 23, 26: 17}
 

@@ -1,27 +1,19 @@
 """A tiny raw-dataset writer for the data tests, independent of the synthetic generator.
 
-Faces are plausible 49-point landmark sets (real aligned landmarks from
-shared/reference-data, rotated, scaled and shifted) over a gradient image with a
+Faces are plausible 49-point landmark sets (the real aligned landmarks of
+``tests/data/reference_landmarks.json``, rotated, scaled and shifted) over a gradient image with a
 coloured blob drawn at a few named landmarks, so tests can check that landmarks move
 with the image content through alignment, cropping and flipping.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-
-REFERENCE = Path(__file__).with_name("reference_faces.json")
-
-
-def reference_faces() -> list[np.ndarray]:
-    """The 11 real aligned landmark sets (``[49, 2]`` each) of the shared reference data."""
-    faces = json.loads(REFERENCE.read_text())["faces"]
-    return [np.asarray(f, dtype=np.float64).reshape(49, 2) for f in faces]
+from reference_landmarks import reference_faces  # noqa: F401  (the 11 real faces, [11, 49, 2])
 
 
 #: Landmark index -> blob colour. Brow ends, outer eye corners and mouth corners:

@@ -4,7 +4,7 @@ import pytest
 from mgrr_pyg.data import protocol
 
 DATASETS = ("BP4D", "DISFA")
-# Subject counts of the published partition (spec/data-and-protocol.md).
+# Subject counts of the published partition (docs/protocol.md; JAA-Net's part lists).
 EXPECTED_SUBJECTS = {"BP4D": 41, "DISFA": 27}
 
 

@@ -7,7 +7,7 @@ from mgrr_pyg.facs import BP4D_AUS, DISFA_AUS
 from mgrr_pyg.train.checkpoint import build_metadata, save_checkpoint
 from mgrr_pyg.train.transfer import DISFA_FROM_BP4D, init_from_checkpoint, transfer_weights
 
-# the spec's mapping, written out independently: DISFA AU -> BP4D AU
+# JAA-Net's mapping (docs/protocol.md), written out independently: DISFA AU -> BP4D AU
 SPEC = {1: 1, 2: 2, 4: 4, 6: 6, 12: 12, 25: 23, 26: 17}
 
 

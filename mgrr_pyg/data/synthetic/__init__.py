@@ -1,5 +1,5 @@
 """Procedural synthetic face videos with exact landmarks and FACS labels, written in the
-raw BP4D and DISFA layouts (``spec/synthetic-faces.md``), so that the package's readers,
+raw BP4D and DISFA layouts (``docs/synthetic-calibration.md``), so that the package's readers,
 alignment, folds and trainer run on a fresh machine without the licensed datasets.
 
 Quick start::

@@ -6,7 +6,7 @@ datasets, and what the faces look like.
 
 - the marginal positive rate of each AU in the generated set, next to the population
   rate of the generator (a large label-only sample) and the real-data rate of
-  ``spec/data-and-protocol.md``;
+  ``docs/protocol.md``;
 - the co-occurrence prior of the generated labels (paper Eq. 1-2, computed by
   :func:`mgrr_pyg.graphs.au_cooccurrence_prior`) as a heatmap;
 
@@ -32,13 +32,14 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw
 
+from mgrr_pyg.data.frames import MISSING_LABEL
 from mgrr_pyg.facs import ALL_AUS, AU_SETS
 
 from .config import SynthConfig, rng_for
 from .expressions import OCCURRENCE_THRESHOLD, REAL_RATES, label_rates, label_sample
 from .identity import make_identity
 from .render import Capture, FaceRenderer, SequenceCapture, encode_frame, frame_rng
-from .writer import MANIFEST_NAME, NOT_CODED, sequence_plan
+from .writer import MANIFEST_NAME, sequence_plan
 
 _AU_INDEX = {au: k for k, au in enumerate(ALL_AUS)}
 #: Where the aligned 176x176 centre crop sits in a frontal 256x256 capture (face frame
@@ -86,7 +87,7 @@ def dataset_labels(config: SynthConfig) -> dict[str, Any]:
 
 def marginal_rates(occurrence: np.ndarray, aus) -> dict[int, float]:
     """Positive rate per AU over coded entries (9 = not coded is left out)."""
-    coded = occurrence != NOT_CODED
+    coded = occurrence != MISSING_LABEL
     return {au: float((occurrence[:, k] == 1).sum() / max(coded[:, k].sum(), 1)) for k, au in enumerate(aus)}
 
 
@@ -169,7 +170,7 @@ def dataset_statistics(config: SynthConfig, population_seeds: int = 3) -> dict[s
         "config": config, "aus": aus, "rates": marginal_rates(occ, aus),
         "population": label_rates(population_sample, config.dataset, aus),
         "real": dict(REAL_RATES[config.dataset]), "prior": np.asarray(au_cooccurrence_prior(occ)),
-        "per_subject": per_subject, "uncoded": float((occ == NOT_CODED).mean()),
+        "per_subject": per_subject, "uncoded": float((occ == MISSING_LABEL).mean()),
         "active": float((occ == 1).sum(1).mean()), "population_seeds": population_seeds,
     }
 
@@ -231,7 +232,8 @@ def _markdown_section(stats: dict[str, Any], summary: dict[str, Any] | None) -> 
         f"({'BP4D codes presence at any intensity A-E' if config.dataset == 'BP4D' else 'the DISFA protocol'}). "
         "*This set*: the frames above (not-coded entries left out). *Generator*: the expected "
         f"rate, from a label-only sample of all subjects x 8 sequences x 100 frames x "
-        f"{stats['population_seeds']} seeds. *Real*: `spec/data-and-protocol.md`. *Subjects*: the "
+        f"{stats['population_seeds']} seeds. *Real*: the real-data rates of mgrr_pyg's `docs/protocol.md` "
+        "(rough rates, consistent with the published class weights). *Subjects*: the "
         "range of per-subject rates in this set (subjects differ in base rates).",
         "",
         "| AU | this set | generator | real | set - real | subjects min-max |",
@@ -368,9 +370,14 @@ def calibration_report(
           f"preset={c.preset!r}, seed={c.seed}, workers=2)" for i, c in enumerate(configs)],
         f"calibration_report([{', '.join(repr(str(Path('data') / f'synth-{c.dataset.lower()}')) for c in configs)}], "
         f"'docs/synthetic-calibration.md', 'docs/synthetic-calibration.png', "
-        f"summary=[{', '.join(f's{i}' for i in range(len(configs)))}])",
+        f"summary=[{', '.join(f's{i}' for i in range(len(configs)))}]" + (", notes=notes)" if notes else ")"),
         "```",
         "",
+    ]
+    if notes:
+        lines += ["`notes` is the markdown of the sections between the last dataset and this one "
+                  "(written and measured separately, passed in as it is).", ""]
+    lines += [
         "## Faces",
         "",
         "The grid shows each AU alone at intensity 4.5 on the first "

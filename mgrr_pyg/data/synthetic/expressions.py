@@ -15,7 +15,7 @@ rates do not depend on sequence length. Subjects differ in how often they show e
 prototype, how expressive they are overall and how intense their AUs are, as real
 subjects do. The per-dataset parameters (:data:`BEHAVIOUR`) were tuned with
 :func:`label_rates` so the marginal positive rates come close to the real ones of
-``spec/data-and-protocol.md`` (BP4D occurrence = intensity >= 1; DISFA = intensity >= 2);
+``docs/protocol.md`` (BP4D occurrence = intensity >= 1; DISFA = intensity >= 2);
 ``docs/synthetic-calibration.md`` lists the result.
 
 Labels come from integer intensities ``round(I)`` in 0..5 (FACS A..E = 1..5).
@@ -38,7 +38,7 @@ _AU_INDEX = {au: k for k, au in enumerate(ALL_AUS)}
 #: any intensity A..E; DISFA's public protocol counts intensity >= 2).
 OCCURRENCE_THRESHOLD = {"BP4D": 1, "DISFA": 2}
 
-#: Real-data marginal positive rates (``spec/data-and-protocol.md``).
+#: Real-data marginal positive rates (``docs/protocol.md``).
 REAL_RATES: dict[str, dict[int, float]] = {
     "BP4D": {1: .19, 2: .15, 4: .21, 6: .46, 7: .59, 10: .59, 12: .56, 14: .47, 15: .18,
              17: .35, 23: .17, 24: .15},

@@ -26,7 +26,7 @@ from mgrr_pyg.facs import ALL_AUS, FLIP_PERMUTATION, NUM_LANDMARKS
 #: x of the face's vertical midline in the face frame (between the template eye centres).
 MIDLINE_X = 99.5
 
-#: The mean of the 11 real aligned faces of ``shared/reference-data/example-landmarks.json``
+#: The mean of the 11 real aligned faces of ``tests/data/reference_landmarks.json``
 #: made left-right symmetric about :data:`MIDLINE_X` (brows, nose, eyes). The mouth of
 #: that mean is open and smiling (7 of the 11 faces smile), so the neutral mouth is
 #: rebuilt parametrically in :func:`neutral_mouth` instead.
@@ -43,7 +43,7 @@ MEAN_SHAPE = np.array([
     [112.8, 137.5], [99.5, 139.5], [86.2, 137.5],
 ], dtype=np.float64)  # [49, 2]
 
-# Index groups of the 49-point layout (see data-and-protocol.md).
+# Index groups of the 49-point layout (see docs/protocol.md).
 BROW_FIRST = (0, 1, 2, 3, 4)  # outer -> inner
 BROW_SECOND = (5, 6, 7, 8, 9)  # inner -> outer
 NOSE_BRIDGE = (10, 11, 12, 13)

@@ -1,6 +1,6 @@
 """Writing a synthetic dataset to disk in the raw BP4D / DISFA layouts.
 
-Layout (``spec/data-and-protocol.md`` and the team contracts):
+Layout (``docs/protocol.md``):
 
 - BP4D: ``<root>/<subject>/<task>/<frame>.jpg``, labels
   ``<root>/AUCoding/AU_OCC/<subject>_<task>.csv`` (header ``frame,1,2,4,5,...``: the
@@ -32,6 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from mgrr_pyg.data.frames import MISSING_LABEL
 from mgrr_pyg.facs import ALL_AUS, DISFA_AUS
 from mgrr_pyg.utils.io import atomic_save_bytes, atomic_save_text
 
@@ -51,7 +52,6 @@ LANDMARK_DIR = Path("Landmarks")
 #: are coded 9 (not coded) throughout.
 BP4D_CSV_AUS: tuple[int, ...] = (1, 2, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20,
                                  22, 23, 24, 25, 26, 27, 28)
-NOT_CODED = 9
 _AU_INDEX = {au: k for k, au in enumerate(ALL_AUS)}
 
 
@@ -89,7 +89,7 @@ def sequence_plan(config: SynthConfig, subject: str, sequence: str) -> SequenceP
         offset = 1 + int(rng.integers(0, 2000))  # real BP4D tasks start at arbitrary frame numbers
         frames = offset + np.arange(n, dtype=np.int64) * int(config.frame_step)
         positive = occurrence(intensity, "BP4D")  # [T, 15]
-        labels = np.full((n, len(BP4D_CSV_AUS)), NOT_CODED, dtype=np.int64)
+        labels = np.full((n, len(BP4D_CSV_AUS)), MISSING_LABEL, dtype=np.int64)
         modelled = [c for c, au in enumerate(BP4D_CSV_AUS) if au in _AU_INDEX]
         labels[:, modelled] = positive[:, [_AU_INDEX[BP4D_CSV_AUS[c]] for c in modelled]]
         # A small share of entries is not coded: whole frames (a coder skipped them) and
@@ -99,7 +99,7 @@ def sequence_plan(config: SynthConfig, subject: str, sequence: str) -> SequenceP
         whole = rng.random(n) < 0.6 * rate
         single = rng.random((n, len(modelled))) < 0.4 * rate
         block = labels[:, modelled]
-        block[single | whole[:, None]] = NOT_CODED
+        block[single | whole[:, None]] = MISSING_LABEL
         labels[:, modelled] = block
         return SequencePlan(subject, sequence, frames, times, intensity, labels, BP4D_CSV_AUS)
     frames = np.arange(n, dtype=np.int64)

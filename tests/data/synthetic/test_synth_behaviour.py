@@ -8,7 +8,7 @@ from mgrr_pyg.data.synthetic.writer import BP4D_CSV_AUS, sequence_plan
 from mgrr_pyg.data.synthetic import SynthConfig
 from mgrr_pyg.facs import ALL_AUS
 
-# The real positive rates of spec/data-and-protocol.md (typed in from the spec).
+# The real positive rates of docs/protocol.md (typed in from that table).
 SPEC_RATES = {
     "BP4D": {1: .19, 2: .15, 4: .21, 6: .46, 7: .59, 10: .59, 12: .56, 14: .47, 15: .18,
              17: .35, 23: .17, 24: .15},
