@@ -3,20 +3,24 @@ alignment, AU regions and features :math:`V`, :math:`K` multi-level relational
 reasoning layers, local and integrated classifiers."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
-from mgrr_pyg.facs import CROP_SIZE, AUCentreRule
+from mgrr_pyg.facs import CROP_SIZE, resolve_au_rules
 from mgrr_pyg.graphs import graph_structure
 
 from .alignment import AlignmentBranch
 from .config import MGRRConfig
+from .folding import fold_batchnorm
 from .heads import IntegratedHead, LocalAUHeads
+from .inputs import check_image_layout, check_image_values
 from .reasoning import RelationalReasoningLayer
-from .regions import AURegionFeatures, au_attention_maps
+from .regions import AUFeatures, au_attention_maps
+from .state import buffers_restored_on_error
 from .stem import Stem
 
 MAP_SIZE = CROP_SIZE // 4  # 44: O_G's side
@@ -35,11 +39,14 @@ class MGRROutput:
             (empty without :math:`D_G` or with a region layer that has none).
         au_maps: :math:`(B, n, 44, 44)` the AU box attention maps.
         au_centres: :math:`(B, n, 2, 2)` the two centres per AU (crop pixels) behind them.
-        fused_maps: :math:`G^k` :math:`(B, c, 44, 44)` per layer (empty without a global input).
+        gated_maps: per layer, the gated map :math:`G^k = \\mathrm{GFC}(O_G^k,
+            \\mathrm{GFC}(C_G^k, P_G^k))` :math:`(B, c, 44, 44)` (empty without a global
+            input). (``fused_maps`` before; that name still reads it, with a warning.)
         pool_attention: per layer, :math:`(B, n, 44, 44)` where each AU's pooling query
             looked in :math:`G^k` (empty with mean pooling / no global input).
         global_map: :math:`O_G` :math:`(B, c, 44, 44)` from the stem.
-        region_features: :math:`V^0` :math:`(B, n, d_v)`; au_features: :math:`V^K`.
+        region_features: :math:`V^0` :math:`(B, n, d_v)`, the AU features pooled in the
+            AU regions; au_features: :math:`V^K`, after the reasoning layers.
         alignment_feature: :math:`(B, 512)` the alignment branch's hidden feature.
     """
 
@@ -52,12 +59,19 @@ class MGRROutput:
     adjacencies: list = field(default_factory=list)
     au_maps: Optional[Tensor] = None
     au_centres: Optional[Tensor] = None
-    fused_maps: list = field(default_factory=list)
+    gated_maps: list = field(default_factory=list)
     pool_attention: list = field(default_factory=list)
     global_map: Optional[Tensor] = None
     region_features: Optional[Tensor] = None
     au_features: Optional[Tensor] = None
     alignment_feature: Optional[Tensor] = None
+
+    @property
+    def fused_maps(self) -> list:
+        """Deprecated name of :attr:`gated_maps`."""
+        warnings.warn("MGRROutput.fused_maps is deprecated; read gated_maps", DeprecationWarning,
+                      stacklevel=2)
+        return self.gated_maps
 
 
 def _forget_graphs(module: "MGRRNet", incompatible_keys) -> None:
@@ -80,8 +94,9 @@ class MGRRNet(nn.Module):
     landmark prediction unless ``region_landmarks`` are given.)
 
     Args:
-        config (MGRRConfig): See :class:`~mgrr_pyg.model.MGRRConfig`; build from a
-            preset with :func:`~mgrr_pyg.model.create_model`.
+        config (MGRRConfig): See :class:`~mgrr_pyg.model.MGRRConfig`; each part goes
+            whole to the module it configures. Build from a preset with
+            :func:`~mgrr_pyg.model.create_model`.
 
     Shapes:
         - **input:** images :math:`(B, 3, 176, 176)` in :math:`[-1, 1]`
@@ -93,27 +108,20 @@ class MGRRNet(nn.Module):
         config.validate()
         self.config = config
         n = config.num_aus
-        channels = config.stem_channels[1]
-        self.au_rules = ({au: AUCentreRule(*rule) for au, rule in config.au_rules.items()}
-                         if config.au_rules else None)
-        self.stem = Stem(config.stem_channels, config.stem_grids)
-        self.alignment = AlignmentBranch(channels, config.align_channels, config.align_hidden,
-                                         MAP_SIZE)
-        self.region_features = AURegionFeatures(channels, config.region_channels, config.d_v, n)
-        adjacency_init = "random" if config.prior_init == "random" else "identity"
+        channels = config.stem.channels[1]
+        # AU number -> centre rule, for the model's AUs (built-in or config.regions.au_rules)
+        self.au_rules = resolve_au_rules(config.aus, config.regions.au_rules)
+        # (The construction order is the parameter initialisation order: keep it.)
+        self.stem = Stem(config.stem)
+        self.alignment = AlignmentBranch(channels, config.alignment, MAP_SIZE)
+        # V^0; the attribute keeps its name, the key of its weights in every checkpoint.
+        self.region_features = AUFeatures(channels, config.regions.hidden_channels,
+                                          config.d_v, n)
         self.layers = nn.ModuleList(
-            RelationalReasoningLayer(
-                n, config.d_v, channels, MAP_SIZE,
-                use_region_graph=config.use_region_graph, use_global=config.use_global,
-                use_channel=config.use_channel, use_pixel=config.use_pixel,
-                region_layer=config.region_layer, attention_layer=config.attention_layer,
-                adjacency_init=adjacency_init, per_au_weights=config.per_au_weights,
-                embed_dim=config.embed_dim, heads=config.heads,
-                channel_topology=config.channel_topology,
-                pixel_topology=config.pixel_topology, pooling=config.pooling)
-            for _ in range(config.num_layers))
+            RelationalReasoningLayer(n, config.d_v, channels, MAP_SIZE, config.reasoning)
+            for _ in range(config.reasoning.num_layers))
         self.local_heads = LocalAUHeads(config.d_v, n)
-        self.integrated_head = IntegratedHead(config.d_v, n, config.align_hidden)
+        self.integrated_head = IntegratedHead(config.d_v, n, config.alignment.hidden)
         # The relation prior (Eq. 1-2) the adjacencies start from; it also defines the
         # region edges of region_topology "prior". Identity until set_prior().
         self.register_buffer("prior", torch.eye(n))
@@ -156,11 +164,13 @@ class MGRRNet(nn.Module):
         from the features) or a switched-off branch."""
         key = (batch, torch.device(device))
         if key not in self._graphs:
-            threshold = self.config.region_threshold()
+            threshold = self.config.reasoning.region_threshold()
             n = self.config.num_aus
             topology = "complete" if threshold is None else ("prior", self.prior, threshold)
             region = graph_structure(topology, batch, device, num_nodes=n)
-            graphs = {"region": (region.edge_index, region.au_index, region.dense_size),
+            # Node i of each region graph is AU i (config.aus order): its index in the
+            # graph is its AU index.
+            graphs = {"region": (region.edge_index, region.node_index, region.dense_size),
                       "channel": None, "pixel": None}
             if len(self.layers):
                 for name in ("channel", "pixel"):
@@ -171,15 +181,20 @@ class MGRRNet(nn.Module):
         return self._graphs[key]
 
     # -- forward ----------------------------------------------------------------------------
-    def _check_images(self, images: Tensor) -> None:
-        if not isinstance(images, Tensor) or images.dim() != 4 or images.size(1) != 3 or \
-                tuple(images.shape[-2:]) != (CROP_SIZE, CROP_SIZE):
-            found = list(images.shape) if isinstance(images, Tensor) else type(images).__name__
-            raise ValueError(f"images: expected a tensor [B, 3, {CROP_SIZE}, {CROP_SIZE}] "
-                             f"(RGB crops in [-1, 1]), found {found}")
-        if not images.is_floating_point():
-            raise ValueError(f"images: expected a floating-point tensor in [-1, 1], found "
-                             f"dtype {images.dtype}")
+    def _check_trainable_batch(self, images: Tensor) -> None:
+        # BatchNorm1d on [B, features] (region features, pooled AU features) computes
+        # batch statistics from B values per feature: one sample has no variance.
+        if images.size(0) != 1:
+            return
+        norms = [name for name, module in self.named_modules()
+                 if isinstance(module, nn.BatchNorm1d)
+                 and (module.training or module.running_mean is None)]
+        if norms:
+            raise ValueError(
+                f"images: a batch of 1 in train mode: BatchNorm statistics need at least 2 "
+                f"samples per batch in train mode ({len(norms)} BatchNorm1d layers normalise "
+                f"each feature over the batch, e.g. {norms[0]}); train with batch size >= 2, "
+                "or call model.eval() to run on single images")
 
     def forward(self, images: Tensor, region_landmarks: Optional[Tensor] = None) -> MGRROutput:
         """Args:
@@ -187,8 +202,25 @@ class MGRRNet(nn.Module):
             region_landmarks (torch.Tensor, optional): :math:`(B, 49, 2)` landmarks (crop
                 pixels) to place the AU regions with instead of the model's own
                 prediction (e.g. a detector's). (default: :obj:`None`)
+
+        Bad input is refused before the network runs (ValueError naming ``images``): a
+        wrong shape or dtype, NaN / inf, values outside [-1, 1] by more than
+        :data:`~mgrr_pyg.model.inputs.IMAGE_RANGE_TOLERANCE`, a batch of 1 in train mode.
+        A call that raises, before or inside the network, leaves every buffer (BatchNorm
+        statistics) as it was. While ``torch.compile`` traces, only the shape, dtype and
+        batch size are checked.
         """
-        self._check_images(images)
+        check_image_layout(images)
+        self._check_trainable_batch(images)
+        if torch.compiler.is_compiling() or torch.jit.is_tracing():
+            # The value check reads the data (a graph break under torch.compile), and so
+            # does the landmark check inside, which is skipped too: run straight through.
+            return self._forward(images, region_landmarks)
+        check_image_values(images)
+        with buffers_restored_on_error(self):
+            return self._forward(images, region_landmarks)
+
+    def _forward(self, images: Tensor, region_landmarks: Optional[Tensor]) -> MGRROutput:
         config = self.config
         batch = images.size(0)
         global_map = self.stem(images)  # O_G [B, c, 44, 44]
@@ -198,24 +230,25 @@ class MGRRNet(nn.Module):
             region_source = landmarks.detach()
             # (a data-dependent check: skipped while torch.compile traces, a graph break)
             if not torch.compiler.is_compiling() and not bool(torch.isfinite(region_source).all()):
-                raise ValueError("the predicted landmarks are not finite (has training "
-                                 "diverged?); cannot place AU regions")
+                raise ValueError("the predicted landmarks are not finite although the images "
+                                 "are (has training diverged? look for NaN / inf in the weights "
+                                 "and BatchNorm statistics); cannot place AU regions")
             check = False
         else:
             region_source, check = region_landmarks, True
         au_maps, boxes, centres = au_attention_maps(
             region_source, config.aus, self.au_rules, MAP_SIZE, CROP_SIZE,
-            config.box_half_size, config.box_decay, check=check)
+            config.regions.box_half_size, config.regions.box_decay, check=check)
         au_features = self.region_features(global_map, boxes)  # V^0 [B, n, d_v]
         region_features = au_features
 
         graphs = self.graphs(batch, images.device)
-        current_map, fused_maps, pool_attention = global_map, [], []
+        current_map, gated_maps, pool_attention = global_map, [], []
         for layer in self.layers:
             au_features, current_map, extras = layer(au_features, current_map, graphs["region"],
                                                      graphs["channel"], graphs["pixel"])
-            if extras["fused"] is not None:
-                fused_maps.append(extras["fused"])
+            if extras["gated_map"] is not None:
+                gated_maps.append(extras["gated_map"])
             if extras["pool_attention"] is not None:
                 pool_attention.append(extras["pool_attention"])
 
@@ -228,24 +261,28 @@ class MGRRNet(nn.Module):
             local_logits=local_logits, integrated_logits=integrated_logits,
             landmarks=landmarks,
             adjacencies=[layer.adjacency for layer in self.layers if layer.adjacency is not None],
-            au_maps=au_maps, au_centres=centres, fused_maps=fused_maps,
+            au_maps=au_maps, au_centres=centres, gated_maps=gated_maps,
             pool_attention=pool_attention, global_map=global_map,
             region_features=region_features, au_features=au_features,
             alignment_feature=alignment_feature)
 
     # -- inference helpers ------------------------------------------------------------
     @torch.no_grad()
-    def fuse_for_inference(self) -> "MGRRNet":
+    def fold_batchnorm(self) -> "MGRRNet":
         """Fold every BatchNorm that directly follows a convolution into it (eval-mode
-        statistics; alignment branch and region-feature conv) and switch to eval mode.
-        The outputs stay equal up to float rounding. Returns ``self``."""
-        from .fusion import fuse_model
-
+        statistics; alignment branch and AU-feature conv) and switch to eval mode, for
+        inference. The outputs stay equal up to float rounding. Returns ``self``."""
         self.eval()
-        fuse_model(self)
+        fold_batchnorm(self)
         return self
 
+    def fuse_for_inference(self) -> "MGRRNet":
+        """Deprecated name of :meth:`fold_batchnorm`."""
+        warnings.warn("MGRRNet.fuse_for_inference() is deprecated; call fold_batchnorm()",
+                      DeprecationWarning, stacklevel=2)
+        return self.fold_batchnorm()
+
     def extra_repr(self) -> str:
-        c = self.config
-        return (f"preset={c.name!r}, aus={c.aus}, K={c.num_layers}, d_v={c.d_v}, "
-                f"D={c.embed_dim}, L={c.heads}")
+        c, r = self.config, self.config.reasoning
+        return (f"preset={c.name!r}, aus={c.aus}, K={r.num_layers}, d_v={c.d_v}, "
+                f"D={r.embed_dim}, L={r.heads}")

@@ -103,7 +103,8 @@ class TinyFaces(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         g = torch.Generator().manual_seed(self.epoch * 1000 + i)
-        image = self.images[i] + 0.1 * torch.randn(self.images[i].shape, generator=g)
+        noise = 0.1 * torch.randn(self.images[i].shape, generator=g)
+        image = (self.images[i] + noise).clamp(-1, 1)  # the model's input range
         return {"image": image, "landmarks": self.landmarks[i], "labels": self.labels[i],
                 "label_mask": torch.ones(12, dtype=torch.bool), "interocular": 40.0, "index": i}
 
