@@ -14,7 +14,9 @@ A checkpoint is a dict of plain types and tensors (loadable with
 - ``model``, ``optimizer``, ``scheduler``, ``scaler`` state dicts;
 - ``rng``: torch (CPU and CUDA), numpy and Python ``random`` states as tensors and
   plain lists; ``sampler``: the shuffling epoch and position;
-- ``history``: per-epoch records, ``best``: the validation choice so far.
+- ``history``: per-epoch records, ``best``: the validation choice so far;
+- ``timing``: ``seconds`` of the run so far, summed over the segments of a run that
+  was interrupted and resumed, and the number of ``segments`` (absent in older files).
 
 Files are written atomically (serialised to memory, then temp file + rename), so a
 crash or a full disk never leaves a half-written checkpoint.
@@ -25,6 +27,8 @@ import errno
 import io
 import os
 import random
+import re
+import zipfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -35,11 +39,17 @@ from mgrr_pyg.utils.io import atomic_save_bytes
 
 SCHEMA_VERSION = 1
 CHECKPOINT_KIND = "mgrr_pyg.train.checkpoint"
+#: Entries every checkpoint has (the others may be ``None``).
+REQUIRED_KEYS = ("model", "epoch", "step_in_epoch", "global_step")
 LANDMARK_CONVENTION = "49-pt, 0-based pixel centres, crop coords"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that cannot be used here (schema, AU set, architecture)."""
+    """A checkpoint that cannot be used here (unreadable, schema, AU set, architecture)."""
+
+#: What to do about a checkpoint that cannot be read, unless the caller knows better
+#: (the trainer names ``--overwrite``).
+DEFAULT_UNREADABLE_HINT = "delete it or point at another checkpoint (one written by mgrr_pyg.train)"
 
 
 class CheckpointWriteError(OSError):
@@ -134,7 +144,8 @@ def save_checkpoint(path, *, model: torch.nn.Module, epoch: int, step_in_epoch: 
                     model_config: Optional[dict] = None, model_name: Optional[str] = None,
                     train_config: Optional[dict] = None, metadata: Optional[dict] = None,
                     sampler_state: Optional[dict] = None, history: Optional[list] = None,
-                    best: Optional[dict] = None, rng_state: Optional[dict] = None) -> Path:
+                    best: Optional[dict] = None, rng_state: Optional[dict] = None,
+                    timing: Optional[dict] = None) -> Path:
     """Write a checkpoint atomically.
 
     On an ``OSError`` while writing (e.g. ``ENOSPC``, a full disk) raises
@@ -162,6 +173,7 @@ def save_checkpoint(path, *, model: torch.nn.Module, epoch: int, step_in_epoch: 
         "sampler": sampler_state,
         "history": history or [],
         "best": best,
+        "timing": timing or {"seconds": 0.0, "segments": 1},
     }
     buffer = io.BytesIO()
     torch.save(state, buffer)
@@ -181,27 +193,104 @@ def save_checkpoint(path, *, model: torch.nn.Module, epoch: int, step_in_epoch: 
     return path
 
 
-def load_checkpoint(path, map_location: Any = "cpu") -> dict:
+def describe_file(path) -> str:
+    """What a file that should be a checkpoint holds, from its first bytes (for error
+    messages: "an empty file", "a text file starting ...", "a truncated zip archive")."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        return "an empty file (0 bytes)"
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    if head.startswith(b"PK\x03\x04"):  # torch.save writes a zip archive
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return (f"a damaged or truncated zip archive ({size} bytes; torch.save writes zip "
+                    "archives, this one has no readable directory at its end)")
+        if any(name.endswith("/data.pkl") for name in names):
+            return f"a torch.save archive ({size} bytes)"
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        return f"a zip archive that torch.save did not write ({size} bytes, holding {shown or 'nothing'})"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return (f"a pickle stream ({size} bytes), not torch.save's zip format (a plain pickle, "
+                "or a file from torch < 1.6)")
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and all(c.isprintable() or c in "\r\n\t" for c in text):
+        if text.startswith("version https://git-lfs"):
+            return (f"a Git LFS pointer ({size} bytes), not the file itself: fetch it with "
+                    "`git lfs pull`")
+        first = text.splitlines()[0] if text.strip() else ""
+        return f"a text file ({size} bytes) starting {first[:60]!r}"
+    return f"binary data of an unknown format ({size} bytes, starting {head[:8].hex(' ')})"
+
+
+def _load_failure(err: Exception) -> str:
+    """The useful part of a ``torch.load`` error (its advice to load with
+    ``weights_only=False``, which would run code from the file, left out), never empty."""
+    text = str(err)
+    found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text) or \
+        re.search(r"(Trying to load unsupported GLOBAL [^\n]+)", text)
+    if found:
+        reason = found.group(1).split(". Please use")[0].strip()
+    else:
+        boilerplate = ("Weights only load failed", "Check the documentation", "(1)", "(2)")
+        lines = [line.strip() for line in text.splitlines()
+                 if line.strip() and not line.strip().startswith(boilerplate)]
+        reason = lines[0].split(". This is an internal miniz error")[0] if lines else ""
+    if len(reason) > 200:
+        reason = reason[:200] + "..."
+    return f"{type(err).__name__}: {reason}" if reason else type(err).__name__
+
+
+def load_checkpoint(path, map_location: Any = "cpu", hint: Optional[str] = None) -> dict:
     """Load a checkpoint with ``torch.load(..., weights_only=True)`` and check its schema.
+
+    Args:
+        path: The checkpoint file.
+        map_location: As for ``torch.load``.
+        hint (str, optional): What the user can do when the file cannot be used,
+            appended to the error message. (default: :data:`DEFAULT_UNREADABLE_HINT`)
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        CheckpointError: not a checkpoint of this package, or another schema version.
+        CheckpointError: a folder, a file that is not a checkpoint of this package (the
+            message says what the file is: empty, truncated, text, another archive, a
+            pickle referring to code...), or another schema version.
     """
     path = Path(path)
+    hint = hint or DEFAULT_UNREADABLE_HINT
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path}: is a folder, expected a checkpoint file; {hint}")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # unpickling errors come in many types
+    except Exception as err:  # unpickling errors come in many types, some with an empty message
+        code = re.search(r"GLOBAL ([\w.]*\w)", str(err))
+        danger = (f"; it names Python code to call while loading ({code.group(1)}), which this "
+                  "package never runs (never load it with weights_only=False unless you trust "
+                  "where it came from)") if code else ""
         raise CheckpointError(
-            f"checkpoint {path}: could not be read with torch.load(weights_only=True): {err}"
+            f"checkpoint {path}: not a readable checkpoint: it is {describe_file(path)} "
+            f"(torch.load(weights_only=True) failed with {_load_failure(err)}){danger}; {hint}"
         ) from err
     if not isinstance(state, dict) or state.get("kind") != CHECKPOINT_KIND:
+        if isinstance(state, dict):
+            keys = sorted(str(k) for k in state)
+            found = (f"a dict with kind {state['kind']!r}" if "kind" in state else
+                     "a dict without a 'kind' entry (keys: " + ", ".join(keys[:5])
+                     + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+                     + "), e.g. a bare state_dict")
+        else:
+            found = f"a {type(state).__name__}"
         raise CheckpointError(
             f"checkpoint {path}: expected a dict with kind {CHECKPOINT_KIND!r} (written by "
-            f"mgrr_pyg.train), found {type(state).__name__}"
-            + (f" with kind {state.get('kind')!r}" if isinstance(state, dict) else "")
+            f"mgrr_pyg.train), found {found}; {hint}"
         )
     version = state.get("schema_version")
     if version != SCHEMA_VERSION:
@@ -210,6 +299,10 @@ def load_checkpoint(path, map_location: Any = "cpu") -> dict:
             f"schema version {SCHEMA_VERSION}; re-create the checkpoint or use the matching "
             "package version"
         )
+    missing = [key for key in REQUIRED_KEYS if key not in state]
+    if missing:
+        raise CheckpointError(f"checkpoint {path}: incomplete, it has no {', '.join(missing)} "
+                              f"entry; {hint}")
     return state
 
 
@@ -282,6 +375,7 @@ def model_from_checkpoint(path, map_location: Any = "cpu") -> torch.nn.Module:
 
 __all__ = [
     "CHECKPOINT_KIND",
+    "DEFAULT_UNREADABLE_HINT",
     "CheckpointError",
     "CheckpointWriteError",
     "LANDMARK_CONVENTION",
@@ -290,6 +384,7 @@ __all__ = [
     "capture_rng_state",
     "check_compatible",
     "config_mismatch",
+    "describe_file",
     "load_checkpoint",
     "model_config_dict",
     "model_from_checkpoint",

@@ -9,6 +9,7 @@ explicitly; any explicit option (``--preset``, ``--epochs``...) wins over both.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -27,9 +28,9 @@ PAPER_PRESET = {"BP4D": "mgrr_bp4d", "DISFA": "mgrr_disfa"}
 
 def _preset_names() -> list[str]:
     try:
-        from mgrr_pyg.model import PRESETS
+        from mgrr_pyg.model import list_presets
 
-        return sorted(PRESETS)
+        return list_presets()
     except ImportError:  # the model package is not importable: leave the check to create_model
         return []
 
@@ -47,6 +48,16 @@ def _val_subjects(text: str):
         return int(value)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive count or fraction, found {text!r}")
+    return value
+
+
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of minutes >= 0, found {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of minutes >= 0, found {text!r}")
     return value
 
 
@@ -94,6 +105,9 @@ def add_training_arguments(parser: argparse.ArgumentParser, dataset: Optional[st
     data.add_argument("--data-root", help="raw BP4D / DISFA folder or prepared lists (detected); "
                       "default: synthetic data generated into the cache")
     data.add_argument("--prepared-root", help="where raw data is prepared (default: in the cache)")
+    data.add_argument("--image-root", help="with prepared lists in --data-root: the folder their image "
+                      "paths are relative to (default: from prepare.json, else <data-root>/images "
+                      "or <data-root>)")
     data.add_argument("--cache-dir", help="cache folder (default: $MGRR_CACHE or ~/.cache/mgrr_pyg)")
     data.add_argument("--synthetic-preset", choices=("tiny", "default"), default="default",
                       help="size of the synthetic dataset (default: default)")
@@ -135,14 +149,20 @@ def add_training_arguments(parser: argparse.ArgumentParser, dataset: Optional[st
     run.add_argument("--compile", action="store_true", help="torch.compile the model")
     run.add_argument("--workers", type=_non_negative_int, help="DataLoader workers (default: min(2, cpus))")
     run.add_argument("--threads", type=_positive_int,
-                     help="torch intra-op CPU threads for this run (default: torch's choice); "
-                          "1 avoids thread oversubscription on a CPU shared with other jobs")
+                     help="torch intra-op CPU threads for this run (default: $OMP_NUM_THREADS if "
+                          "set, else half the usable CPUs, at least 1, so the run degrades gracefully "
+                          "on a CPU shared with other jobs); results are bit-reproducible only at "
+                          "the same thread count")
     run.add_argument("--checkpoint-every", type=_non_negative_int, default=0,
-                     help="also checkpoint every N steps inside an epoch")
+                     help="also checkpoint every N steps inside an epoch (0: not by steps)")
+    run.add_argument("--checkpoint-minutes", type=_minutes, default=5.0,
+                     help="also checkpoint inside an epoch every M minutes of training, so a "
+                          "killed run loses at most M minutes (0: not by time)")
     run.add_argument("--output", help="output folder (default: runs/<dataset>-fold<f>-<preset>-seed<s>)")
     run.add_argument("--resume", action="store_true", help="resume from <output>/last.pt (error if absent); "
                      "a run with the same config resumes automatically")
-    run.add_argument("--overwrite", action="store_true", help="ignore an existing checkpoint in --output")
+    run.add_argument("--overwrite", action="store_true", help="start afresh: delete the checkpoints "
+                     "(last.pt, best.pt) and logs an earlier run left in --output")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard logs")
 
@@ -158,6 +178,7 @@ def config_from_args(args: argparse.Namespace, dataset: Optional[str] = None, **
         overrides[key] = value
     values = dict(
         dataset=dataset, data_root=args.data_root, prepared_root=args.prepared_root,
+        image_root=args.image_root,
         cache_dir=args.cache_dir, synthetic_preset=args.synthetic_preset,
         synthetic_seed=args.synthetic_seed, preset=preset, model_overrides=overrides,
         ablation=args.ablation, epochs=args.epochs or defaults["epochs"],
@@ -170,7 +191,8 @@ def config_from_args(args: argparse.Namespace, dataset: Optional[str] = None, **
         max_test_frames=args.max_test_frames if args.max_test_frames else defaults["max_test_frames"],
         val_subjects=args.val_subjects, device=args.device, amp=args.amp,
         channels_last=args.channels_last, compile=args.compile, workers=args.workers,
-        checkpoint_every=args.checkpoint_every, output=args.output, resume=args.resume,
+        checkpoint_every=args.checkpoint_every, checkpoint_minutes=args.checkpoint_minutes,
+        output=args.output, resume=args.resume,
         overwrite=args.overwrite, progress=not args.no_progress,
         tensorboard=not args.no_tensorboard, init_from=args.init_from,
     )
@@ -195,10 +217,12 @@ def _run_or_exit(parser: argparse.ArgumentParser, fn, args=None):
     exit status 2 (no traceback: these are input errors for people)."""
     from mgrr_pyg.train.checkpoint import CheckpointError
 
-    if args is not None and getattr(args, "threads", None):
-        import torch
+    if args is not None:  # CPU threads: --threads, else $OMP_NUM_THREADS, else the package default
+        from mgrr_pyg.utils.threads import apply_thread_policy, describe_threads
 
-        torch.set_num_threads(args.threads)  # asked for on the command line, for this process
+        settings = apply_thread_policy(getattr(args, "threads", None))
+        if os.environ.get("RANK", "0") == "0":  # once per run, not per DDP process
+            print(describe_threads(settings))
 
     try:
         return fn()

@@ -14,22 +14,9 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional, Union
 
-#: Ablation shortcuts accepted by ``--ablation``: Table 6 columns and Table 7 depths.
-ABLATIONS: dict[str, str] = {
-    "setting1": "table6_1",
-    "setting2": "table6_2",
-    "setting3": "table6_3",
-    "setting4": "table6_4",
-    "setting5": "table6_5",
-    "setting6": "table6_6",
-    "full": "table6_full",
-    "k1": "table7_k1",
-    "k2": "table7_k2",
-    "k3": "table7_k3",
-}
-#: The model switches an ablation copies from its model preset onto the run's preset
-#: (so ``--preset tiny --ablation setting3`` is the tiny model with Table 6 setting 3).
-ABLATION_FIELDS = ("use_region_graph", "use_global", "use_channel", "use_pixel", "num_layers")
+# The ``--ablation`` names (Table 6 settings, Table 7 depths) and the switches they set are
+# defined with the model presets; importable from here as before.
+from mgrr_pyg.model.presets import ABLATION_FIELDS, ABLATIONS, ablation_overrides
 
 #: "sgd" is the paper's (Nesterov momentum); "adamw" (momentum unused) is the quick CPU
 #: schedule's: a few hundred steps from scratch are too few for SGD at lr 0.01.
@@ -42,8 +29,8 @@ DATASETS = ("BP4D", "DISFA")
 # a finished run).
 RESUME_FREE_KEYS = frozenset(
     {"epochs", "output", "resume", "workers", "log_every", "progress", "tensorboard",
-     "checkpoint_every", "overwrite", "data_root", "cache_dir", "prepared_root",
-     "compile", "init_from", "eval_batch_size"}
+     "checkpoint_every", "checkpoint_minutes", "overwrite", "data_root", "cache_dir",
+     "prepared_root", "image_root", "compile", "init_from", "eval_batch_size"}
 )
 
 
@@ -69,6 +56,9 @@ class TrainConfig:
         dataset (str): ``"BP4D"`` or ``"DISFA"``. (default: ``"BP4D"``)
         data_root (str, optional): Raw or prepared dataset folder; ``None`` uses the
             synthetic dataset generated into the cache. (default: ``None``)
+        image_root (str, optional): With prepared lists in ``data_root``: the folder
+            their image paths are relative to. (default: from ``prepare.json``, else
+            ``<data_root>/images`` or ``data_root``)
         fold (int): Fold 1-3; fold ``f`` tests on part ``f``. (default: ``1``)
         preset (str): Model preset for ``create_model``. (default: ``"mgrr_bp4d"``)
         model_overrides (dict): Extra ``create_model`` keyword arguments.
@@ -95,7 +85,10 @@ class TrainConfig:
         compile (bool): Wrap the model in ``torch.compile``.
         workers (int, optional): DataLoader workers; ``None`` is ``min(2, cpus)``.
         checkpoint_every (int): Also checkpoint every this many steps inside an
-            epoch (0: at epoch ends only).
+            epoch (0: not by steps).
+        checkpoint_minutes (float): Also checkpoint inside an epoch once this many
+            minutes of training have passed since the last checkpoint, so a killed
+            run loses at most that much (0: not by time). (default: ``5``)
         output (str, optional): Output folder.
         init_from (str, optional): A BP4D checkpoint to initialise a DISFA model from.
     """
@@ -103,6 +96,7 @@ class TrainConfig:
     dataset: str = "BP4D"
     data_root: Optional[str] = None
     prepared_root: Optional[str] = None
+    image_root: Optional[str] = None
     cache_dir: Optional[str] = None
     synthetic_preset: str = "default"
     synthetic_seed: int = 0
@@ -133,6 +127,7 @@ class TrainConfig:
     workers: Optional[int] = None
     drop_last: bool = True
     checkpoint_every: int = 0
+    checkpoint_minutes: float = 5.0
     log_every: int = 1
     progress: bool = True
     tensorboard: bool = True
@@ -190,6 +185,21 @@ class TrainConfig:
                 )
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every: expected >= 0, found {self.checkpoint_every!r}")
+        minutes = self.checkpoint_minutes
+        if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or \
+                not (minutes >= 0 and minutes < float("inf")):
+            raise ValueError(f"checkpoint_minutes: expected a number of minutes >= 0 (0: no "
+                             f"time-based checkpoints), found {minutes!r}")
+        if self.image_root is not None and self.data_root is None:
+            raise ValueError(
+                "image_root (--image-root): only used with prepared lists in data_root "
+                "(--data-root); the synthetic data is prepared with its images in the cache"
+            )
+        if self.resume and self.overwrite:
+            raise ValueError(
+                "resume / overwrite: --resume continues from <output>/last.pt and --overwrite "
+                "deletes it to start afresh; pass one of them"
+            )
         if not isinstance(self.model_overrides, dict):
             raise ValueError(
                 f"model_overrides: expected a dict, found {type(self.model_overrides).__name__}"
@@ -206,10 +216,7 @@ class TrainConfig:
         (its :data:`ABLATION_FIELDS` taken from the model preset it names)."""
         overrides = {}
         if self.ablation is not None:
-            from mgrr_pyg.model import PRESETS
-
-            source = PRESETS[ABLATIONS[self.ablation]]
-            overrides = {name: getattr(source, name) for name in ABLATION_FIELDS}
+            overrides = ablation_overrides(self.ablation)
         overrides.update(self.model_overrides)
         return self.preset, overrides
 

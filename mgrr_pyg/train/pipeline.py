@@ -3,6 +3,10 @@ model, training, evaluation on the fold's test part, and the written results.
 
 :func:`run_training` is what ``mgrr-train`` / ``examples/train_bp4d.py`` run:
 
+0. every check that needs no data, before any data is generated or prepared: the
+   options, the model configuration (preset, ablation, ``--set`` overrides: the model
+   is built on the meta device), ``--init-from``, and the checkpoint in the output
+   folder that the run would resume from;
 1. the data: ``data_root`` raw (prepared into a cache folder) or prepared lists; with
    no ``data_root`` the synthetic dataset is generated (or reused) in the cache
    (``$MGRR_CACHE`` or ``~/.cache/mgrr_pyg``) and prepared there;
@@ -43,7 +47,9 @@ from mgrr_pyg.train.metrics import (
     results_tables,
     save_predictions,
 )
-from mgrr_pyg.train.trainer import Trainer, seed_everything
+from mgrr_pyg.train.report import RESULTS_FORMAT, RunRecord, describe_schedule, environment_parts, run_parts
+from mgrr_pyg.train.trainer import Trainer, check_resumable, seed_everything
+from mgrr_pyg.utils.environment import prepared_data_digest, run_environment
 from mgrr_pyg.utils.io import atomic_save_text
 
 Log = Callable[[str], None]
@@ -128,6 +134,11 @@ def prepared_root(config: TrainConfig, log: Log = _print) -> tuple[Path, str]:
         layout = detect_layout(raw)  # ValueError if neither raw nor prepared
         if layout == "prepared":
             return raw, f"prepared lists in {raw}"
+        if config.image_root is not None:
+            raise ValueError(
+                f"image_root (--image-root): only used with prepared lists in --data-root; {raw} "
+                f"holds {layout} data, which is prepared with its own image folder"
+            )
         expected = f"raw-{config.dataset.lower()}"
         if layout != expected:
             raise ValueError(
@@ -207,17 +218,82 @@ def sampled(positions: np.ndarray, budget: Optional[int], seed: int) -> np.ndarr
     return np.sort(rng.choice(positions, size=budget, replace=False))
 
 
+def _missing_images_hint(config: TrainConfig, root: Path) -> str:
+    """What a command-line user can do about listed images that are not there."""
+    if config.data_root is not None and Path(root) == Path(config.data_root).expanduser():
+        return ("point --image-root at the folder the listed paths are relative to, or "
+                "--data-root at the folder of the right lists")
+    return (f"the prepared data in {root} is incomplete (files deleted after it was prepared?): "
+            f"delete {root} and run again to prepare it afresh")
+
+
 # -- model -------------------------------------------------------------------------------
+def _preset_and_overrides(config: TrainConfig, aus: Sequence[int]) -> tuple[str, dict]:
+    from mgrr_pyg.model import get_config, list_presets
+
+    preset, overrides = config.resolved_model()
+    if preset not in list_presets():
+        raise ValueError(f"preset (--preset): expected one of {list_presets()}, found {preset!r}")
+    if "aus" not in overrides and tuple(get_config(preset).aus) != tuple(aus):
+        overrides["aus"] = tuple(aus)
+    return preset, overrides
+
+
+def check_model_config(config: TrainConfig, aus: Sequence[int]) -> None:
+    """Build the run's model on the meta device (no memory, no random draw, a fraction
+    of a second) so an unknown preset, a misspelt or invalid ``--set`` override or an
+    unknown layer name is found before any data is generated or prepared."""
+    import difflib
+
+    from mgrr_pyg.model import MGRRConfig, create_model
+
+    known = sorted(MGRRConfig.override_keys())  # flat keys, sections, dotted paths
+    for key, value in config.model_overrides.items():
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            raise ValueError(
+                f"--set {key}={value!r} (model_overrides): unknown model config key {key!r}"
+                + (f" (did you mean {close[0]!r}?)" if close else "")
+                + f"; known keys: {', '.join(known)}"
+            )
+    preset, overrides = _preset_and_overrides(config, aus)
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            create_model(preset, **overrides)
+    except (ValueError, TypeError, KeyError) as err:
+        given = " ".join(f"--set {k}={v!r}" for k, v in config.model_overrides.items())
+        reason = str(err) if isinstance(err, ValueError) else f"a value of the wrong type ({err})"
+        raise ValueError(
+            f"model config of preset {preset!r}"
+            + (f" with ablation {config.ablation!r}" if config.ablation else "")
+            + (f" and {given}" if given else "") + f": {reason}"
+        ) from None
+
+
+def check_run(config: TrainConfig, ctx: DistContext, output: Path) -> None:
+    """Every check of a run that needs no data (see the module docstring, step 0)."""
+    check_model_config(config, AU_SETS[config.dataset])
+    if config.amp == "fp16" and ctx.device.type != "cuda":
+        raise ValueError("amp: 'fp16' autocast needs a CUDA device; use 'bf16' on CPU or 'none'")
+    if config.image_root is not None and not Path(config.image_root).expanduser().is_dir():
+        raise FileNotFoundError(f"image_root (--image-root): {config.image_root} is not a folder")
+    if config.init_from:
+        from mgrr_pyg.train.checkpoint import load_checkpoint
+
+        if not Path(config.init_from).exists():
+            raise FileNotFoundError(f"init_from (--init-from): checkpoint {config.init_from} "
+                                    "does not exist")
+        load_checkpoint(config.init_from, hint="point --init-from at a checkpoint written by "
+                        "mgrr-train (the last.pt or best.pt of a run on the other dataset)")
+    check_resumable(config, output)
+
+
 def build_model(config: TrainConfig, aus: Sequence[int]):
     """``create_model(preset, **overrides)`` with the dataset's AU set; returns
     ``(model, preset, overrides)``."""
-    from mgrr_pyg.model import PRESETS, create_model
+    from mgrr_pyg.model import create_model
 
-    preset, overrides = config.resolved_model()
-    if preset not in PRESETS:
-        raise ValueError(f"preset: expected one of {sorted(PRESETS)}, found {preset!r}")
-    if "aus" not in overrides and tuple(PRESETS[preset].aus) != tuple(aus):
-        overrides["aus"] = tuple(aus)
+    preset, overrides = _preset_and_overrides(config, aus)
     seed_everything(config.seed)
     return create_model(preset, **overrides), preset, overrides
 
@@ -239,6 +315,22 @@ class RunResult:
     fold: str
     markdown: str
     info: dict = field(default_factory=dict)
+    #: What the run ran on (:func:`mgrr_pyg.utils.environment.run_environment`: command,
+    #: versions, threads, machine, git commit); recorded when the result is made.
+    environment: dict = field(default_factory=dict)
+    #: The data it ran on: the synthetic set's cache name (dataset, preset, seed and the
+    #: generator-config digest; ``None`` for real data) and a digest of the prepared lists
+    #: and images (:func:`mgrr_pyg.utils.environment.prepared_data_digest`).
+    data: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.environment:
+            self.environment = run_environment()
+        if not self.data:
+            self.data = {
+                "synthetic_set": synthetic_name(self.config) if self.config.data_root is None else None,
+                "prepared_digest": prepared_data_digest(self.info.get("prepared_root")),
+            }
 
     @property
     def f1_margin(self) -> float:
@@ -246,8 +338,11 @@ class RunResult:
         return self.metrics.f1_mean - best_baseline(self.baselines)[1].f1_mean
 
     def to_dict(self) -> dict:
+        """Everything ``results.json`` holds; :mod:`mgrr_pyg.train.report` makes the
+        README's and ``docs/results``' tables from it."""
         name, best = best_baseline(self.baselines)
         return {
+            "format": RESULTS_FORMAT,
             "config": self.config.to_dict(),
             "fold": self.fold,
             "metrics": self.metrics.to_dict(),
@@ -260,6 +355,8 @@ class RunResult:
             "history": self.history,
             "seconds": self.seconds,
             "info": _jsonable(self.info),
+            "environment": _jsonable(self.environment),
+            "data": _jsonable(self.data),
         }
 
 
@@ -283,7 +380,10 @@ def results_markdown(result: RunResult) -> str:
         f"# MGRR-Net on {cfg.dataset}, fold {cfg.fold}",
         "",
         f"- Fold: {result.fold}",
-        f"- Data: {info.get('source', '?')}",
+        f"- Data: {info.get('source', '?')}"
+        + (f"; synthetic set `{result.data['synthetic_set']}`" if result.data.get("synthetic_set") else "")
+        + (f"; prepared-data digest `{result.data['prepared_digest'][:12]}`"
+           if result.data.get("prepared_digest") else ""),
         f"- Frames: train {info.get('train_frames')} ({info.get('train_subjects')} subjects)"
         + (f", validation {info.get('val_frames')} (subjects {', '.join(info.get('val_subject_ids', []))})"
            if info.get("val_frames") else "")
@@ -292,13 +392,13 @@ def results_markdown(result: RunResult) -> str:
         + (f" with {info.get('overrides')}" if info.get("overrides") else "")
         + f", {info.get('parameters', 0) / 1e6:.2f} M parameters"
         + (f", ablation `{cfg.ablation}`" if cfg.ablation else ""),
-        f"- Schedule: {cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}, batch {cfg.batch_size}, SGD lr {cfg.lr} "
-        f"(x{cfg.lr_gamma} every {cfg.lr_step} epochs), Nesterov momentum {cfg.momentum}, "
-        f"weight decay {cfg.weight_decay}, lambda {cfg.lambda_align}, seed {cfg.seed}",
+        f"- Schedule: {describe_schedule(cfg.to_dict())}",
         f"- Reported weights: {result.selection} (epoch {result.reported_epoch}); the test part "
         "chose nothing",
         f"- Time: {result.seconds / 60:.1f} min on {info.get('device', '?')}",
+        f"- Command: {run_parts(RunRecord('results.json', result.to_dict()))['Command']}",
     ]
+    lines += [f"- {part}: {text}" for part, text in environment_parts(result.environment).items()]
     if info.get("transfer"):
         lines.append(f"- Initialised from `{cfg.init_from}` (see results.json for the mapping)")
     lines += ["", results_tables({"MGRR-Net": result.metrics, **{f"label-only: {k}": v
@@ -333,6 +433,9 @@ def run_training(config: TrainConfig, callbacks: Sequence[Any] = (), log: Log = 
     config.validate()
     ctx = dist_ctx if dist_ctx is not None else init_distributed(config.device)
     quiet = (lambda message: None) if not ctx.is_main else log
+    output = Path(config.output) if config.output else default_output(config)
+    config = config.replace(output=str(output))
+    check_run(config, ctx, output)  # before any data is generated or prepared
     fold = protocol.fold(config.dataset, config.fold)
     quiet(protocol.describe_folds(config.dataset))
     quiet(f"-> this run: {fold.describe()}")
@@ -352,8 +455,14 @@ def run_training(config: TrainConfig, callbacks: Sequence[Any] = (), log: Log = 
     aus = AU_SETS[config.dataset]
     model, preset, overrides = build_model(config, aus)
     model_aus = tuple(model.config.aus)
-    train_full = PreparedListDataset(root, fold.train_prefix, train=True, aus=model_aus, seed=config.seed)
-    test_full = PreparedListDataset(root, fold.test_prefix, train=False, aus=model_aus)
+    from mgrr_pyg.data.prepared import MissingImagesError
+
+    lists = dict(aus=model_aus, image_root=config.image_root)
+    try:  # every listed image of both parts is looked for before training starts
+        train_full = PreparedListDataset(root, fold.train_prefix, train=True, seed=config.seed, **lists)
+        test_full = PreparedListDataset(root, fold.test_prefix, train=False, **lists)
+    except MissingImagesError as err:
+        raise err.with_hint(_missing_images_hint(config, root)) from None
 
     train_positions = np.arange(len(train_full))
     val_dataset, val_ids, val_positions = None, [], np.zeros(0, np.int64)
@@ -364,7 +473,7 @@ def run_training(config: TrainConfig, callbacks: Sequence[Any] = (), log: Log = 
         train_positions = np.flatnonzero(~is_val)
         val_positions = np.flatnonzero(is_val)
         val_positions = val_positions[strided(len(val_positions), config.max_test_frames)]
-        val_dataset = Subset(PreparedListDataset(root, fold.train_prefix, train=False, aus=model_aus),
+        val_dataset = Subset(PreparedListDataset(root, fold.train_prefix, train=False, **lists),
                              val_positions.tolist())
     train_positions = sampled(train_positions, config.max_train_frames, config.seed)
     test_positions = strided(len(test_full), config.max_test_frames)
@@ -388,13 +497,11 @@ def run_training(config: TrainConfig, callbacks: Sequence[Any] = (), log: Log = 
         transfer = init_from_checkpoint(model, config.init_from)
         quiet(f"initialised from {config.init_from}:\n{transfer.summary()}")
 
-    output = Path(config.output) if config.output else default_output(config)
-    config = config.replace(output=str(output))
     metadata = build_metadata(model_aus, config.dataset, config.fold, model_preset=preset,
                               train_prefix=fold.train_prefix, test_prefix=fold.test_prefix)
     trainer = Trainer(model, loss_fn, train_set, config, val_dataset=val_dataset, output_dir=output,
                       aus=model_aus, metadata=metadata, model_name=preset, callbacks=callbacks,
-                      dist_ctx=ctx)
+                      dist_ctx=ctx, log=quiet, started=started)
     if ctx.is_main:
         atomic_save_text(output / "config.json", json.dumps(config.to_dict(), indent=2))
         atomic_save_text(output / "model_config.json", json.dumps(model.config.to_dict(), indent=2))
@@ -423,11 +530,12 @@ def run_training(config: TrainConfig, callbacks: Sequence[Any] = (), log: Log = 
         "val_subject_ids": val_ids, "test_frames": len(test_set), "train_subjects": train_subjects,
         "test_subjects": len(set(_subjects(test_full)[test_positions].tolist()))
         if getattr(test_full, "table", None) is not None else None,
-        "resumed_from": trainer.resumed_from,
+        "resumed_from": trainer.resumed_from, "segments": trainer.segments,
+        "seconds_this_segment": time.perf_counter() - started,
         "transfer": transfer.to_dict() if transfer is not None else None,
     }
     result = RunResult(output, config, test_eval.metrics, baselines, test_eval.landmarks, reported,
-                       selection, history, time.perf_counter() - started, fold.describe(), "", info)
+                       selection, history, trainer.elapsed_seconds, fold.describe(), "", info)
     result.markdown = results_markdown(result)
     if ctx.is_main:
         frame_ids = [_frame_ids(test_full)[i] for i in test_positions]
@@ -439,5 +547,6 @@ def run_training(config: TrainConfig, callbacks: Sequence[Any] = (), log: Log = 
     return result
 
 
-__all__ = ["RunResult", "build_model", "cache_dir", "choose_validation_subjects", "default_output",
+__all__ = ["RunResult", "build_model", "cache_dir", "check_model_config", "check_run",
+           "choose_validation_subjects", "default_output",
            "ensure_synthetic", "prepared_root", "results_markdown", "run_training"]

@@ -14,8 +14,10 @@ Determinism and resume: the shuffling of epoch ``e`` is a seeded permutation
 (:class:`~mgrr_pyg.train.distributed.EpochSampler`), augmentation is seeded per sample
 by the dataset (``dataset.set_epoch(e)``), and the checkpoint stores the RNG states,
 so a run killed at any moment and resumed from ``last.pt`` ends with the same weights
-as an uninterrupted run (checkpoints at every epoch end, and every
-``checkpoint_every`` steps inside an epoch with the sampler position).
+as an uninterrupted run (checkpoints at every epoch end, and inside an epoch, with the
+sampler position, every ``checkpoint_minutes`` of training and every
+``checkpoint_every`` steps). A resume says where it continues from; the checkpoint
+carries the run time so far, so the reported time covers every segment of the run.
 """
 from __future__ import annotations
 
@@ -26,10 +28,11 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch.utils.data import DataLoader, Subset
 
 from mgrr_pyg.train.checkpoint import (
@@ -61,6 +64,65 @@ from mgrr_pyg.train.metrics import (
 
 LAST = "last.pt"
 BEST = "best.pt"
+
+
+def _print(message: str) -> None:
+    print(message, flush=True)
+
+
+def format_duration(seconds: float) -> str:
+    """``"45 s"``, ``"12.3 min"`` or ``"2 h 05 min"``."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    hours, minutes = divmod(int(round(seconds / 60)), 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def resume_hint(last: Path) -> str:
+    """What to do about an output folder whose ``last.pt`` cannot be resumed."""
+    return (f"the run would resume from it: rerun with --overwrite to start afresh in "
+            f"{last.parent} (deleting last.pt, best.pt and the logs there), delete {last}, or "
+            "choose another --output folder")
+
+
+def check_resume_config(state: dict, config: TrainConfig, path) -> None:
+    """Raise :class:`CheckpointError` listing the training settings that differ between
+    the run that wrote ``state`` and ``config`` (up to
+    :data:`~mgrr_pyg.train.config.RESUME_FREE_KEYS`)."""
+    diffs = config_differences(state.get("train_config") or {}, config.to_dict())
+    if diffs:
+        raise CheckpointError(
+            f"{path}: cannot resume, the checkpoint was written by a run with another "
+            "training configuration; keys that differ (checkpoint != this run):\n  "
+            + "\n  ".join(diffs)
+            + "\nUse another --output folder, or --overwrite to start afresh there."
+        )
+
+
+def check_resumable(config: TrainConfig, output_dir) -> Optional[dict]:
+    """What :meth:`Trainer.maybe_resume` will do in ``output_dir``, checked up front (a
+    run calls it before generating or preparing any data): ``None`` for a fresh start,
+    else the checkpoint it will resume from.
+
+    Raises:
+        FileNotFoundError: ``config.resume`` and no ``last.pt``.
+        CheckpointError: an unreadable ``last.pt`` (the message says what the file is
+            and names ``--overwrite``) or one written with other training settings.
+    """
+    last = Path(output_dir) / LAST
+    if config.overwrite:
+        return None
+    if not last.exists():
+        if config.resume:
+            raise FileNotFoundError(
+                f"resume: no checkpoint {last} to resume from; run without --resume to start"
+            )
+        return None
+    state = load_checkpoint(last, map_location="cpu", hint=resume_hint(last))
+    check_resume_config(state, config, last)
+    return state
 
 
 @dataclass
@@ -124,13 +186,25 @@ class Trainer:
             for steps, the number of completed epochs at epoch ends).
         dist_ctx (DistContext, optional): Default: the initialised process group
             (torchrun), if any, else one process.
+        log (callable, optional): Where console messages go (the resume message) on
+            rank 0. (default: :func:`print`)
+        clock (callable, optional): Seconds on a monotonic clock, for time-based
+            checkpoints and the run time. (default: :func:`time.perf_counter`)
+        started (float, optional): ``clock()`` when this segment of the run began
+            (the pipeline passes its start, before the data work). (default: now)
     """
 
     def __init__(self, model: torch.nn.Module, loss_fn, train_dataset, config: TrainConfig, *,
                  val_dataset=None, output_dir=None, aus: Optional[Sequence[int]] = None,
                  metadata: Optional[dict] = None, model_name: Optional[str] = None,
-                 callbacks: Sequence[Any] = (), dist_ctx: Optional[DistContext] = None) -> None:
+                 callbacks: Sequence[Any] = (), dist_ctx: Optional[DistContext] = None,
+                 log: Optional[Callable[[str], None]] = None,
+                 clock: Callable[[], float] = time.perf_counter,
+                 started: Optional[float] = None) -> None:
         self.config = config.validate()
+        self.clock = clock
+        self._segment_started = clock() if started is None else started
+        self._last_checkpoint_time = self._segment_started
         if dist_ctx is None:
             import os
 
@@ -146,6 +220,7 @@ class Trainer:
         self.model_name = model_name
         self.callbacks = list(callbacks)
         self.loss_fn = loss_fn
+        self.log = (log or _print) if dist_ctx.is_main else (lambda message: None)
 
         raw = model
         if aus is None:
@@ -200,9 +275,15 @@ class Trainer:
                                     shuffle=True, drop_last=drop_last)
         self._loader_generator = torch.Generator()
         self.pin_memory = is_cuda
+        # Without config.drop_last the last batch may hold one frame, which BatchNorm cannot
+        # train on (it needs >= 2 samples per batch): that one frame is dropped each epoch.
+        # Only that tail is ever ragged and a mid-epoch resume skips whole batches, so the
+        # resumed epoch drops the same frame. (One frame per process in all is kept: the
+        # model then says why it cannot train, rather than an epoch of no steps.)
         self.train_loader = DataLoader(
             train_dataset, batch_size=config.batch_size, sampler=self.sampler,
-            num_workers=config.num_workers, pin_memory=self.pin_memory, drop_last=False,
+            num_workers=config.num_workers, pin_memory=self.pin_memory,
+            drop_last=len(self.sampler) % config.batch_size == 1 and len(self.sampler) > 1,
             generator=self._loader_generator, persistent_workers=False,
         )
 
@@ -214,7 +295,11 @@ class Trainer:
         self.best: Optional[dict] = None
         self._epoch_sums: dict[str, float] = {}
         self._epoch_count = 0
+        self._epoch_seconds_before = 0.0  # of the current epoch, in earlier segments
+        self._epoch_started = self._segment_started
         self.resumed_from: Optional[str] = None
+        self.seconds_before = 0.0  # run time of the earlier segments (from the checkpoint)
+        self.segments = 1  # this one and the earlier ones
 
         self.csv_log = self.epoch_log = None
         self.tb = None
@@ -233,10 +318,18 @@ class Trainer:
         return self.output_dir / BEST if self.output_dir is not None else None
 
     # -- checkpoints ---------------------------------------------------------------------
+    @property
+    def elapsed_seconds(self) -> float:
+        """Run time so far: the earlier segments' (from the checkpoint) plus this one's."""
+        return self.seconds_before + (self.clock() - self._segment_started)
+
     def _sampler_state(self) -> dict:
+        epoch_seconds = self._epoch_seconds_before + (self.clock() - self._epoch_started) \
+            if self.step_in_epoch else 0.0
         return {"epoch": self.epoch, "start_batch": self.step_in_epoch,
                 "seed": self.config.seed, "world_size": self.ctx.world_size,
-                "epoch_sums": dict(self._epoch_sums), "epoch_count": self._epoch_count}
+                "epoch_sums": dict(self._epoch_sums), "epoch_count": self._epoch_count,
+                "epoch_seconds": epoch_seconds}
 
     def save(self, path) -> Optional[Path]:
         """Write a checkpoint of the current state (rank 0 only; others wait)."""
@@ -248,22 +341,18 @@ class Trainer:
                 scaler=self.scaler, model_name=self.model_name,
                 train_config=self.config.to_dict(), metadata=self.metadata,
                 sampler_state=self._sampler_state(), history=self.history, best=self.best,
+                timing={"seconds": self.elapsed_seconds, "segments": self.segments},
             )
         barrier(self.ctx)
+        self._last_checkpoint_time = self.clock()
         return written
 
     def resume(self, path) -> None:
         """Continue from a checkpoint written by this trainer (same training config up
         to :data:`~mgrr_pyg.train.config.RESUME_FREE_KEYS`, same model)."""
-        state = load_checkpoint(path, map_location="cpu")
-        diffs = config_differences(state.get("train_config") or {}, self.config.to_dict())
-        if diffs:
-            raise CheckpointError(
-                f"{path}: cannot resume, the checkpoint was written by a run with another "
-                "training configuration; keys that differ (checkpoint != this run):\n  "
-                + "\n  ".join(diffs)
-                + "\nUse another --output folder, or --overwrite to start afresh there."
-            )
+        path = Path(path)
+        state = load_checkpoint(path, map_location="cpu", hint=resume_hint(path))
+        check_resume_config(state, self.config, path)
         sampler = state.get("sampler") or {}
         if sampler.get("world_size", self.ctx.world_size) != self.ctx.world_size and state["step_in_epoch"]:
             raise CheckpointError(
@@ -279,6 +368,10 @@ class Trainer:
         self.best = state.get("best")
         self._epoch_sums = dict(sampler.get("epoch_sums") or {})
         self._epoch_count = int(sampler.get("epoch_count") or 0)
+        self._epoch_seconds_before = float(sampler.get("epoch_seconds") or 0.0)
+        timing = state.get("timing") or {}
+        self.seconds_before = float(timing.get("seconds") or 0.0)
+        self.segments = int(timing.get("segments") or 1) + 1
         self.resumed_from = str(path)
         if self.csv_log is not None:
             self.csv_log.truncate_after("global_step", self.global_step)
@@ -294,10 +387,13 @@ class Trainer:
             return False
         if self.config.overwrite:
             if self.ctx.is_main:
-                for name in (LAST, BEST):
-                    (self.output_dir / name).unlink(missing_ok=True)
-                for name in ("log.csv", "epochs.csv"):
-                    (self.output_dir / name).unlink(missing_ok=True)
+                deleted = [name for name in (LAST, BEST, "log.csv", "epochs.csv")
+                           if (self.output_dir / name).exists()]
+                for name in deleted:
+                    (self.output_dir / name).unlink()
+                if deleted:
+                    self.log(f"--overwrite: deleted {', '.join(deleted)} in {self.output_dir}; "
+                             "starting afresh")
             barrier(self.ctx)
             return False
         if not last.exists():
@@ -307,7 +403,23 @@ class Trainer:
                 )
             return False
         self.resume(last)
+        self.log(self.resume_message())
         return True
+
+    def resume_message(self) -> str:
+        """Where a resumed run continues from: epoch, step within it, file, time so far."""
+        epochs = self.config.epochs
+        if self.step_in_epoch:
+            where = (f"epoch {self.epoch + 1}/{epochs} at step {self.step_in_epoch}/"
+                     f"{self.sampler.batches_per_epoch} of that epoch")
+        elif self.epoch >= epochs:
+            where = f"the end: all {epochs} epochs are done, nothing left to train"
+        else:
+            where = f"the start of epoch {self.epoch + 1}/{epochs}"
+        earlier = self.segments - 1
+        return (f"resuming from {self.resumed_from} at {where} (global step {self.global_step}); "
+                f"{format_duration(self.seconds_before)} of run time so far in {earlier} earlier "
+                f"segment{'s' if earlier != 1 else ''}")
 
     # -- training ------------------------------------------------------------------------
     def _autocast(self):
@@ -357,6 +469,23 @@ class Trainer:
             if fn is not None:
                 fn(self, *args)
 
+    def _mid_epoch_checkpoint_due(self) -> bool:
+        """Every ``checkpoint_every`` steps, and once ``checkpoint_minutes`` have passed
+        since the last checkpoint (rank 0's clock decides for every rank)."""
+        cfg = self.config
+        if self.last_path is None:
+            return False
+        if cfg.checkpoint_every and self.step_in_epoch % cfg.checkpoint_every == 0:
+            return True
+        if not cfg.checkpoint_minutes:
+            return False
+        due = self.clock() - self._last_checkpoint_time >= 60.0 * cfg.checkpoint_minutes
+        if self.ctx.distributed:  # every rank must take part in save()'s barrier, or none
+            flag = torch.tensor([int(due)], device=self.device)
+            dist.broadcast(flag, src=0)
+            due = bool(flag.item())
+        return due
+
     def _train_epoch(self, epoch: int) -> None:
         cfg = self.config
         self.train_model.train()
@@ -365,6 +494,8 @@ class Trainer:
         self._loader_generator.manual_seed(epoch_seed(cfg.seed, epoch))
         if self.step_in_epoch == 0:
             self._epoch_sums, self._epoch_count = {}, 0
+            self._epoch_seconds_before = 0.0
+        self._epoch_started = self.clock()
         total_steps = self.sampler.batches_per_epoch
         bar = progress_bar(total_steps, f"epoch {epoch + 1}/{cfg.epochs}",
                            enabled=cfg.progress and self.ctx.is_main, initial=self.step_in_epoch)
@@ -392,8 +523,7 @@ class Trainer:
                     if self.tb is not None:
                         self.tb.log({**{f"loss/{k}": v for k, v in terms.items()}, "lr": lr,
                                      "images_per_s": rate}, self.global_step, "train/")
-                if (cfg.checkpoint_every and self.step_in_epoch % cfg.checkpoint_every == 0
-                        and self.step_in_epoch < total_steps and self.last_path is not None):
+                if self.step_in_epoch < total_steps and self._mid_epoch_checkpoint_due():
                     self.save(self.last_path)
                 self._call("on_step_end", epoch, self.step_in_epoch)
         finally:
@@ -409,17 +539,17 @@ class Trainer:
             self.epoch_log.truncate_after("epoch", 0)
         if self.output_dir is not None and self.ctx.is_main and self.tb is None:
             self.tb = TensorBoardLogger(self.output_dir / "tensorboard", enabled=cfg.tensorboard)
+        self._last_checkpoint_time = self.clock()  # the data work before fit() is not training
         try:
             while self.epoch < cfg.epochs:
                 epoch = self.epoch
-                started = time.perf_counter()
                 self._train_epoch(epoch)
                 self.scheduler.step()
                 self.epoch, self.step_in_epoch = epoch + 1, 0
                 count = max(self._epoch_count, 1)
                 record = {"epoch": self.epoch, **{f"train_{k}": v / count for k, v in self._epoch_sums.items()},
                           "lr": self.optimizer.param_groups[0]["lr"],
-                          "seconds": time.perf_counter() - started}
+                          "seconds": self._epoch_seconds_before + self.clock() - self._epoch_started}
                 improved = False
                 if self.val_dataset is not None:
                     val = self.evaluate(self.val_dataset, desc="validation")
@@ -517,4 +647,5 @@ class Trainer:
                           arrays.get("landmarks_true"), arrays.get("interocular"), metrics, lm)
 
 
-__all__ = ["BEST", "LAST", "EvalOutput", "Trainer", "seed_everything", "set_dataset_epoch"]
+__all__ = ["BEST", "LAST", "EvalOutput", "Trainer", "check_resumable", "format_duration", "resume_hint",
+           "seed_everything", "set_dataset_epoch"]
