@@ -1,4 +1,5 @@
-"""Input checks shared by the layers: cheap shape checks only (no device syncs)."""
+"""Input checks shared by the layers: cheap shape checks only (no device syncs).
+Adjacency forms are checked where they are read, in ``_adjacency.as_edge_index``."""
 from __future__ import annotations
 
 from typing import Optional
@@ -14,13 +15,6 @@ def check_node_features(x: Tensor, in_channels: int, layer: str) -> None:
     if x.size(1) != in_channels:
         raise ValueError(f"{layer}: x must have {in_channels} features (in_channels); "
                          f"found {x.size(1)} (x of shape {tuple(x.shape)})")
-
-
-def check_edge_index_shape(edge_index: Tensor, layer: str) -> None:
-    if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
-        found = (tuple(edge_index.shape) if isinstance(edge_index, Tensor)
-                 else type(edge_index).__name__)
-        raise ValueError(f"{layer}: edge_index must be a [2, E] tensor; found {found}")
 
 
 def check_dense_size(dense_size: Optional[int], num_nodes: int, layer: str) -> Optional[int]:

@@ -1,7 +1,7 @@
 """Gated fusion cell (GFC) of MGRR-Net (paper Eq. 7-8)."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional, Tuple, overload
 
 import torch
 import torch.nn.functional as F
@@ -9,14 +9,19 @@ from torch import Tensor, nn
 
 
 class GatedFusion(nn.Module):
-    r"""Gated fusion cell merging two inputs (Eq. 7-8).
+    r"""Gated fusion cell merging two inputs, from the `"MGRR-Net: Multi-level Graph
+    Relational Reasoning Network for Facial Action Unit Detection"
+    <https://arxiv.org/abs/2204.01349>`_ paper (Eq. 7-8).
 
     .. math::
         \operatorname{GFC}(\mathbf{a}, \mathbf{b}) =
             \boldsymbol{\beta} \odot \lVert \mathbf{W}_a \mathbf{a} \rVert_2
-            + (1 - \boldsymbol{\beta}) \odot \lVert \mathbf{W}_b \mathbf{b} \rVert_2,
-        \qquad
+            + (1 - \boldsymbol{\beta}) \odot \lVert \mathbf{W}_b \mathbf{b} \rVert_2
+            \qquad \text{(Eq. 7)}
+
+    .. math::
         \boldsymbol{\beta} = \sigma(\mathbf{W}'_a \mathbf{a} + \mathbf{W}'_b \mathbf{b})
+            \qquad \text{(Eq. 8)}
 
     where :math:`\lVert\cdot\rVert_2` is L2 normalisation over the channel
     (feature) axis. For ``kind="map"`` the four maps are 1x1 convolutions on
@@ -111,8 +116,25 @@ class GatedFusion(nn.Module):
         out = F.normalize(value, p=2.0, dim=self.channel_dim, eps=self.eps)
         return out * self.out_channels ** 0.5 if self.rescale else out
 
+    @overload
+    def forward(self, a: Optional[Tensor], b: Optional[Tensor],
+                return_gate: Literal[False] = ...) -> Tensor:
+        ...
+
+    @overload
+    def forward(self, a: Optional[Tensor], b: Optional[Tensor],
+                return_gate: Literal[True] = ...) -> Tuple[Tensor, Optional[Tensor]]:
+        ...
+
     def forward(self, a: Optional[Tensor], b: Optional[Tensor], return_gate: bool = False):
-        r"""Fuses :obj:`a` and :obj:`b` (either may be :obj:`None`, not both)."""
+        r"""Fuses :obj:`a` and :obj:`b` (either may be :obj:`None`, not both).
+
+        Args:
+            a (torch.Tensor, optional): :math:`\mathbf{a}`.
+            b (torch.Tensor, optional): :math:`\mathbf{b}`.
+            return_gate (bool, optional): Also return :math:`\boldsymbol{\beta}`
+                (:obj:`None` when an input is missing). (default: :obj:`False`)
+        """
         if a is None and b is None:
             raise ValueError("GatedFusion needs at least one input; found a=None and b=None")
         self._check(a, self.a_channels, "a")

@@ -3,30 +3,37 @@ used for the channel graph (:math:`C_G`) and the pixel graph (:math:`P_G`)."""
 from __future__ import annotations
 
 import math
-from typing import Optional
+import warnings
+from typing import Literal, Optional, Tuple, overload
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Linear
 from torch_geometric.nn import MessagePassing
+from torch_geometric.typing import Adj, SparseTensor
 from torch_geometric.utils import softmax
 
-from ._checks import check_dense_size, check_edge_index_shape, check_node_features
-from ._fused import edge_dot, gather_weighted_sum
+from ._adjacency import as_edge_index, must_propagate, weights_in_input_form
+from ._checks import check_dense_size, check_node_features
+from ._edge_kernels import edge_dot, gather_weighted_sum
 
 
 class MultiHeadGraphAttention(MessagePassing):
-    r"""Multi-head scaled dot-product attention over each node's neighbourhood
-    (Eq. 3-4).
+    r"""Multi-head scaled dot-product attention over each node's neighbourhood,
+    from the `"MGRR-Net: Multi-level Graph Relational Reasoning Network for Facial
+    Action Unit Detection" <https://arxiv.org/abs/2204.01349>`_ paper (Eq. 3-4).
 
     .. math::
         \alpha^{l}_{ij} = \operatorname{softmax}_{j \in \Omega_i}\left(
             \frac{(\mathbf{U}^{l}_q \mathbf{x}_i)^\top (\mathbf{U}^{l}_k \mathbf{x}_j)}
-                 {\sqrt{d}}\right),
-        \qquad
+                 {\sqrt{d}}\right) \qquad \text{(Eq. 3)}
+
+    .. math::
         \bar{\mathbf{x}}_i = \operatorname{ReLU}\left(\mathbf{U}_c
             \mathop{\Big\Vert}_{l=1}^{L} \sum_{j \in \Omega_i}
             \alpha^{l}_{ij} \, \mathbf{U}^{l}_v \mathbf{x}_j \right)
+            \qquad \text{(Eq. 4)}
 
     with :math:`L` heads of width :math:`d = D / L` (the query, key and value
     projections map to :math:`D` = ``embed_dim``, split into heads) and
@@ -34,16 +41,28 @@ class MultiHeadGraphAttention(MessagePassing):
     writes :math:`\alpha \cdot C_i`; we read it as the standard weighted sum of the
     neighbours' values.
 
-    When ``dense_size`` is given (every graph in the batch complete with self loops
-    and of that size) the layer takes an exact dense path,
-    :func:`torch.nn.functional.scaled_dot_product_attention` per graph; otherwise
-    it propagates along ``edge_index`` with a sparse softmax
-    (:func:`torch_geometric.utils.softmax`). Both use the same parameters.
-    By default the message-passing path runs fused edge kernels (gather, product
-    and scatter in cache-sized chunks, with a matching hand-written backward) that
-    compute exactly what :meth:`propagate` with :meth:`edge_update` and
-    :meth:`message` computes without materialising :math:`(E, L, d)` tensors;
-    ``fused=False`` runs plain :meth:`propagate`.
+    Three paths compute this same function with the same parameters; each call
+    takes one:
+
+    * :meth:`dense_attention`, when ``dense_size`` is given (a graph builder marked
+      every graph of the batch complete with self loops and of that size):
+      :func:`torch.nn.functional.scaled_dot_product_attention` per graph;
+    * :meth:`edge_kernel_attention` (``edge_kernels=True``, the default otherwise):
+      message passing with chunked edge kernels (gather, product and scatter in
+      cache-sized chunks, with a matching hand-written backward) that compute what
+      :meth:`propagate` computes without materialising :math:`(E, L, d)` tensors.
+      Eager only: under :func:`torch.compile` the layer propagates instead, which
+      inductor fuses into kernels of its own (faster to compile, and faster and
+      leaner when run than the traced chunk loops);
+    * :meth:`propagate_attention`: plain :meth:`propagate` with
+      :meth:`edge_update` (the sparse softmax,
+      :func:`torch_geometric.utils.softmax`) and :meth:`message`, for
+      ``edge_kernels=False``, and always while PyG explains the layer or a hook
+      watches its message passing: only :meth:`propagate` applies the
+      :class:`~torch_geometric.explain.Explainer`'s edge mask and calls hooks. So
+      explaining a complete graph masks the edges of its ``edge_index`` (the dense
+      path has no edges to mask); the output is the same, only slower. Feature
+      decomposition (``decomposed_layers``) applies on this path.
 
     Args:
         in_channels (int): Input feature size (:math:`HW` for the channel graph,
@@ -54,38 +73,62 @@ class MultiHeadGraphAttention(MessagePassing):
         heads (int, optional): :math:`L`; must divide :obj:`embed_dim`.
             (default: :obj:`8`)
         bias (bool, optional): Biases in the four linear maps. (default: :obj:`True`)
-        fused (bool, optional): Use the fused edge kernels on the
+        edge_kernels (bool, optional): Use the chunked edge kernels on the
             message-passing path. (default: :obj:`True`)
+        fused (bool, optional): Deprecated name of :obj:`edge_kernels` (PyG's
+            ``fuse`` means ``message_and_aggregate``). (default: :obj:`None`)
         **kwargs (optional): Passed to
             :class:`torch_geometric.nn.conv.MessagePassing` (``aggr`` is ``"add"``).
 
     Shapes:
-        - **input:** node features :math:`(N, F_{in})`, edge indices
-          :math:`(2, E)`, ``dense_size`` int or None
-        - **output:** node features :math:`(N, F_{out})`, or with
+        - **input:**
+          node features :math:`(|\mathcal{V}|, F_{in})`,
+          edge indices :math:`(2, |\mathcal{E}|)` (an ``edge_index`` tensor or an
+          :class:`~torch_geometric.EdgeIndex`) or a sparse adjacency
+          ``adj_t`` :math:`(|\mathcal{V}|, |\mathcal{V}|)` (torch sparse COO / CSR /
+          CSC or :class:`torch_sparse.SparseTensor`; ``adj_t[target, source]``, its
+          values unused), ``dense_size`` int or :obj:`None`
+        - **output:** node features :math:`(|\mathcal{V}|, F_{out})`, or with
           ``return_attention_weights=True`` a tuple
-          :math:`((N, F_{out}), ((2, E), (E, L)))`
+          :math:`((|\mathcal{V}|, F_{out}), ((2, |\mathcal{E}|), (|\mathcal{E}|, L)))`
+          (for a torch sparse ``adj_t``: ``adj_t`` with the weights as values, then
+          the weights; for a ``SparseTensor``: ``(out, adj_t)`` with the weights as
+          values), the weights in the order of the given edges on every path
     """
 
     def __init__(self, in_channels: int, out_channels: Optional[int] = None,
                  embed_dim: int = 1024, heads: int = 8, bias: bool = True,
-                 fused: bool = True, **kwargs):
+                 edge_kernels: bool = True, fused: Optional[bool] = None, **kwargs):
         kwargs.setdefault("aggr", "add")
         super().__init__(node_dim=0, **kwargs)
         if heads < 1 or embed_dim % heads:
             raise ValueError(f"heads must be >= 1 and divide embed_dim={embed_dim}; "
                              f"found heads={heads}")
+        if fused is not None:
+            _warn_fused()
+            edge_kernels = fused
         self.in_channels = in_channels
         self.out_channels = in_channels if out_channels is None else out_channels
         self.embed_dim = embed_dim
         self.heads = heads
         self.head_dim = embed_dim // heads
-        self.fused = fused
+        self.edge_kernels = bool(edge_kernels)
         self.lin_query = Linear(in_channels, embed_dim, bias=bias)  # U_q
         self.lin_key = Linear(in_channels, embed_dim, bias=bias)  # U_k
         self.lin_value = Linear(in_channels, embed_dim, bias=bias)  # value map
         self.lin_out = Linear(embed_dim, self.out_channels, bias=bias)  # U_c
         self.reset_parameters()
+
+    @property
+    def fused(self) -> bool:
+        """Deprecated name of :attr:`edge_kernels`."""
+        _warn_fused()
+        return self.edge_kernels
+
+    @fused.setter
+    def fused(self, value: bool) -> None:
+        _warn_fused()
+        self.edge_kernels = bool(value)
 
     def reset_parameters(self) -> None:
         r"""Resets all learnable parameters of the module."""
@@ -93,65 +136,112 @@ class MultiHeadGraphAttention(MessagePassing):
         for lin in (self.lin_query, self.lin_key, self.lin_value, self.lin_out):
             lin.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index: Tensor, dense_size: Optional[int] = None,
+    @overload
+    def forward(self, x: Tensor, edge_index: Adj, dense_size: Optional[int] = ...,
+                return_attention_weights: Optional[Literal[False]] = ...) -> Tensor:
+        ...
+
+    @overload
+    def forward(self, x: Tensor, edge_index: Tensor, dense_size: Optional[int] = ...,
+                return_attention_weights: Literal[True] = ...
+                ) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
+        ...
+
+    @overload
+    def forward(self, x: Tensor, edge_index: SparseTensor, dense_size: Optional[int] = ...,
+                return_attention_weights: Literal[True] = ...
+                ) -> Tuple[Tensor, SparseTensor]:
+        ...
+
+    def forward(self, x: Tensor, edge_index: Adj, dense_size: Optional[int] = None,
                 return_attention_weights: Optional[bool] = None):
         r"""Runs the layer.
 
         Args:
             x (torch.Tensor): Node features :math:`(N, F_{in})`.
-            edge_index (torch.Tensor): Edges :math:`(2, E)` (source, target).
+            edge_index (torch.Tensor or EdgeIndex or SparseTensor): Edges
+                :math:`(2, E)` (source, target), or the sparse ``adj_t``
+                :math:`(N, N)` (target, source).
             dense_size (int, optional): Nodes per graph when every graph is complete
                 with self loops and of that size, graph :math:`g` holding nodes
                 :math:`[g n, (g+1) n)` as in a PyG batch: take the dense path.
                 (default: :obj:`None`)
-            return_attention_weights (bool, optional): Also return
-                ``(edge_index, alpha)`` with ``alpha`` :math:`(E, L)` in the order of
-                ``edge_index`` (on the dense path too). (default: :obj:`None`)
+            return_attention_weights (bool, optional): Also return the attention
+                weights :math:`(E, L)` with their edges, in the form of
+                :obj:`edge_index` (see Shapes). (default: :obj:`None`)
         """
         name = type(self).__name__
         check_node_features(x, self.in_channels, name)
-        check_edge_index_shape(edge_index, name)
-        num_graphs = check_dense_size(dense_size, x.size(0), name)
-        num_nodes, heads, head_dim = x.size(0), self.heads, self.head_dim
+        edges = as_edge_index(edge_index, x.size(0), name)  # [2, E] (source, target)
+        check_dense_size(dense_size, x.size(0), name)
+        shape = (x.size(0), self.heads, self.head_dim)
+        query = self.lin_query(x).view(shape)  # [N, L, d]
+        key = self.lin_key(x).view(shape)
+        value = self.lin_value(x).view(shape)
 
-        query = self.lin_query(x).view(num_nodes, heads, head_dim)  # [N, L, d]
-        key = self.lin_key(x).view(num_nodes, heads, head_dim)
-        value = self.lin_value(x).view(num_nodes, heads, head_dim)
-
-        alpha = None
-        if num_graphs is not None:
-            out, alpha = self._dense_attention(query, key, value, num_graphs, dense_size,
-                                               edge_index, bool(return_attention_weights))
-        elif self.fused:
-            source, target = edge_index
-            score = edge_dot(query, key, target, source) / math.sqrt(head_dim)  # [E, L]
-            alpha = softmax(score, target, num_nodes=num_nodes)
-            out = gather_weighted_sum(value, alpha, source, target, num_nodes)  # [N, L, d]
+        if must_propagate(self):
+            out, alpha = self.propagate_attention(query, key, value, edges)
+        elif dense_size is not None:
+            out, alpha = self.dense_attention(query, key, value, dense_size, edges,
+                                              bool(return_attention_weights))
+        elif self.edge_kernels and not torch.compiler.is_compiling():
+            # Compiled, plain propagate wins: inductor fuses its gather, product and
+            # scatter, while tracing the kernels unrolls their chunk loops (slower to
+            # compile, slower and larger when run: bench/bench_layers.py, compile cases).
+            out, alpha = self.edge_kernel_attention(query, key, value, edges)
         else:
-            alpha = self.edge_updater(edge_index, query=query, key=key)  # [E, L]
-            out = self.propagate(edge_index, value=value, alpha=alpha,
-                                 size=(num_nodes, num_nodes))  # [N, L, d]
-        out = F.relu(self.lin_out(out.reshape(num_nodes, self.embed_dim)))  # [N, out]
+            out, alpha = self.propagate_attention(query, key, value, edges)
+        out = F.relu(self.lin_out(out.reshape(x.size(0), self.embed_dim)))  # [N, F_out]
 
         if return_attention_weights:
-            return out, (edge_index, alpha)
+            return out, weights_in_input_form(edge_index, alpha)
         return out
 
-    def _dense_attention(self, query: Tensor, key: Tensor, value: Tensor, num_graphs: int,
-                         size: int, edge_index: Tensor, weights: bool):
+    def dense_attention(self, query: Tensor, key: Tensor, value: Tensor, graph_size: int,
+                        edge_index: Tensor, need_weights: bool
+                        ) -> Tuple[Tensor, Optional[Tensor]]:
+        r"""The dense path: every graph complete with self loops, of
+        :obj:`graph_size` nodes. Returns the aggregated values :math:`(N, L, d)`
+        and, with :obj:`need_weights`, :math:`\alpha` :math:`(E, L)` read off at
+        :obj:`edge_index` (else :obj:`None`)."""
+        num_graphs = query.size(0) // graph_size
         # [N, L, d] -> [B, L, n, d]
-        query, key, value = (t.view(num_graphs, size, self.heads, self.head_dim)
+        query, key, value = (t.view(num_graphs, graph_size, self.heads, self.head_dim)
                              .transpose(1, 2) for t in (query, key, value))
-        if not weights:
+        alpha = None
+        if need_weights:
+            # SDPA gives no weights: the same attention with an explicit softmax.
+            scores = query @ key.transpose(-1, -2) / math.sqrt(self.head_dim)  # [B, L, n, n]
+            attention = scores.softmax(dim=-1)  # rows: targets i, columns: sources j
+            out = attention @ value
+            source, target = edge_index
+            alpha = attention[target // graph_size, :, target % graph_size,
+                              source % graph_size]  # [E, L]
+        else:
             out = F.scaled_dot_product_attention(query, key, value)  # scale 1/sqrt(d)
-            return out.transpose(1, 2), None
-        # SDPA gives no weights: the same attention with an explicit softmax.
-        scores = query @ key.transpose(-1, -2) / math.sqrt(self.head_dim)  # [B, L, n, n]
-        attention = scores.softmax(dim=-1)  # rows: targets i, columns: sources j
-        out = attention @ value
+        return out.transpose(1, 2).reshape(-1, self.heads, self.head_dim), alpha
+
+    def edge_kernel_attention(self, query: Tensor, key: Tensor, value: Tensor,
+                              edge_index: Tensor) -> Tuple[Tensor, Tensor]:
+        r"""Message passing along :obj:`edge_index` with the chunked edge kernels.
+        Returns the aggregated values :math:`(N, L, d)` and :math:`\alpha`
+        :math:`(E, L)`."""
         source, target = edge_index
-        alpha = attention[target // size, :, target % size, source % size]  # [E, L]
-        return out.transpose(1, 2), alpha
+        num_nodes = query.size(0)
+        score = edge_dot(query, key, target, source) / math.sqrt(self.head_dim)  # [E, L]
+        alpha = softmax(score, target, num_nodes=num_nodes)
+        return gather_weighted_sum(value, alpha, source, target, num_nodes), alpha
+
+    def propagate_attention(self, query: Tensor, key: Tensor, value: Tensor,
+                            edge_index: Tensor) -> Tuple[Tensor, Tensor]:
+        r"""Message passing along :obj:`edge_index` with :meth:`propagate` (edge
+        masks, hooks and ``decomposed_layers`` apply). Returns the aggregated
+        values :math:`(N, L, d)` and :math:`\alpha` :math:`(E, L)`."""
+        num_nodes = query.size(0)
+        alpha = self.edge_updater(edge_index, query=query, key=key)  # [E, L]
+        out = self.propagate(edge_index, value=value, alpha=alpha,
+                             size=(num_nodes, num_nodes))  # [N, L, d]
+        return out, alpha
 
     def edge_update(self, query_i: Tensor, key_j: Tensor, index: Tensor,
                     ptr: Optional[Tensor], size_i: Optional[int]) -> Tensor:
@@ -164,3 +254,9 @@ class MultiHeadGraphAttention(MessagePassing):
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
                 f"heads={self.heads})")
+
+
+def _warn_fused() -> None:
+    warnings.warn("MultiHeadGraphAttention's 'fused' is deprecated: use 'edge_kernels' "
+                  "(in PyG, 'fuse' means message_and_aggregate)", DeprecationWarning,
+                  stacklevel=3)

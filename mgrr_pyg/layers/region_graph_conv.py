@@ -8,19 +8,23 @@ import torch
 from torch import Tensor
 from torch.nn import Linear, Parameter
 from torch_geometric.nn import MessagePassing
+from torch_geometric.typing import Adj
 
-from ._checks import check_dense_size, check_edge_index_shape, check_node_features
+from ._adjacency import as_edge_index, must_propagate
+from ._checks import check_dense_size, check_node_features
 
 AdjacencyInit = Union[str, Tensor]
 
 
 class RegionGraphConv(MessagePassing):
-    r"""Region-graph convolution with a learnable AU relation matrix (Eq. 5).
+    r"""Region-graph convolution with a learnable AU relation matrix, from the
+    `"MGRR-Net: Multi-level Graph Relational Reasoning Network for Facial Action
+    Unit Detection" <https://arxiv.org/abs/2204.01349>`_ paper (Eq. 5).
 
     .. math::
         \bar{\mathbf{v}}_i = \mathbf{W}_s \mathbf{v}_i
             + \sum_{j \in \mathcal{N}(i)} A_{a(i), a(j)} \, \mathbf{W}_n \mathbf{v}_j
-            + \mathbf{b}
+            + \mathbf{b} \qquad \text{(Eq. 5)}
 
     where :math:`a(i)` is node :math:`i`'s AU id (``au_index``) and
     :math:`\mathbf{A} \in \mathbb{R}^{n \times n}` is learned, initialised from the
@@ -32,12 +36,18 @@ class RegionGraphConv(MessagePassing):
     \mathbf{W}_j`; by default :math:`\mathbf{W}_s, \mathbf{W}_n` are shared over
     AUs, and ``per_au_weights=True`` gives each AU id its own pair
     (:math:`\mathbf{W}_{s,a(i)}` for the node itself,
-    :math:`\mathbf{W}_{n,a(j)}` for the neighbour).
+    :math:`\mathbf{W}_{n,a(j)}` for the neighbour). On a graph without AU ids
+    (``au_index=None``, every node id 0, ``num_aus=1``) it is a graph convolution
+    with separate self and neighbour maps and one learned edge weight :math:`A_{00}`.
 
-    When ``dense_size`` is given (every graph in the batch complete with self loops
-    and of that size) the layer takes an exact dense path, a batched matmul with
-    :math:`\mathbf{A}` gathered per graph at the nodes' AU ids; otherwise it
-    propagates messages along ``edge_index``. Both use the same parameters.
+    Two paths compute this same function with the same parameters:
+    :meth:`dense_neighbour_sum` when ``dense_size`` is given (a graph builder
+    marked every graph of the batch complete with self loops and of that size): a
+    batched matmul with :math:`\mathbf{A}` gathered per graph at the nodes' AU ids;
+    otherwise :meth:`propagate_neighbour_sum`, :meth:`propagate` along the edges.
+    While PyG explains the layer (the :class:`~torch_geometric.explain.Explainer`'s
+    edge mask) or a hook watches its message passing, it always propagates, also on
+    a complete graph: only :meth:`propagate` applies edge masks and calls hooks.
 
     Args:
         in_channels (int): Input feature size.
@@ -55,9 +65,16 @@ class RegionGraphConv(MessagePassing):
             :class:`torch_geometric.nn.conv.MessagePassing` (``aggr`` is ``"add"``).
 
     Shapes:
-        - **input:** node features :math:`(N, F_{in})`, edge indices
-          :math:`(2, E)`, AU ids :math:`(N,)`, ``dense_size`` int or None
-        - **output:** node features :math:`(N, F_{out})`
+        - **input:**
+          node features :math:`(|\mathcal{V}|, F_{in})`,
+          edge indices :math:`(2, |\mathcal{E}|)` (an ``edge_index`` tensor or an
+          :class:`~torch_geometric.EdgeIndex`) or a sparse adjacency
+          ``adj_t`` :math:`(|\mathcal{V}|, |\mathcal{V}|)` (torch sparse COO / CSR /
+          CSC or :class:`torch_sparse.SparseTensor`; ``adj_t[target, source]``, its
+          values unused: :math:`\mathbf{A}` weights the edges),
+          AU ids :math:`(|\mathcal{V}|,)` or :obj:`None`, ``dense_size`` int or
+          :obj:`None`
+        - **output:** node features :math:`(|\mathcal{V}|, F_{out})`
     """
 
     def __init__(self, in_channels: int, out_channels: int, num_aus: int,
@@ -139,14 +156,18 @@ class RegionGraphConv(MessagePassing):
         index = au_index.view(-1, 1, 1).expand(-1, 1, self.out_channels)
         return every_au.gather(1, index).squeeze(1)  # [N, out]
 
-    def forward(self, x: Tensor, edge_index: Tensor, au_index: Tensor,
+    def forward(self, x: Tensor, edge_index: Adj, au_index: Optional[Tensor] = None,
                 dense_size: Optional[int] = None) -> Tensor:
         r"""Runs the layer.
 
         Args:
             x (torch.Tensor): Node features :math:`(N, F_{in})`.
-            edge_index (torch.Tensor): Edges :math:`(2, E)` (source, target).
-            au_index (torch.Tensor): Each node's AU id in :math:`[0, n)`, :math:`(N,)`.
+            edge_index (torch.Tensor or EdgeIndex or SparseTensor): Edges
+                :math:`(2, E)` (source, target), or the sparse ``adj_t``
+                :math:`(N, N)` (target, source).
+            au_index (torch.Tensor, optional): Each node's AU id in :math:`[0, n)`,
+                :math:`(N,)`; :obj:`None` gives every node AU id 0 (one relation
+                type, for graphs without AU ids). (default: :obj:`None`)
             dense_size (int, optional): Nodes per graph when every graph is complete
                 with self loops and of that size, graph :math:`g` holding nodes
                 :math:`[g n, (g+1) n)` as in a PyG batch: take the dense path.
@@ -154,31 +175,48 @@ class RegionGraphConv(MessagePassing):
         """
         name = type(self).__name__
         check_node_features(x, self.in_channels, name)
-        check_edge_index_shape(edge_index, name)
-        if not isinstance(au_index, Tensor) or au_index.shape != (x.size(0),):
+        edges = as_edge_index(edge_index, x.size(0), name)  # [2, E] (source, target)
+        if au_index is None:
+            au_index = x.new_zeros(x.size(0), dtype=torch.long)
+        elif not isinstance(au_index, Tensor) or au_index.shape != (x.size(0),):
             found = (tuple(au_index.shape) if isinstance(au_index, Tensor)
                      else type(au_index).__name__)
             raise ValueError(f"{name}: au_index must have shape [{x.size(0)}] (one AU id per "
                              f"node of x); found {found}")
-        num_graphs = check_dense_size(dense_size, x.size(0), name)
+        check_dense_size(dense_size, x.size(0), name)
 
         x_self = self._project(x, au_index, "self")  # [N, out]
         x_neighbour = self._project(x, au_index, "neighbour")  # [N, out]
-
-        if num_graphs is not None:
-            au = au_index.view(num_graphs, dense_size)  # [B, n]
-            adjacency = self.adjacency[au.unsqueeze(2), au.unsqueeze(1)]  # [B, n, n]
-            aggregated = adjacency @ x_neighbour.view(num_graphs, dense_size, -1)
-            out = x_self + aggregated.view_as(x_self)
+        if dense_size is not None and not must_propagate(self):
+            out = x_self + self.dense_neighbour_sum(x_neighbour, au_index, dense_size)
         else:
-            source, target = edge_index
-            edge_weight = self.adjacency[au_index[target], au_index[source]]  # [E]
-            out = x_self + self.propagate(edge_index, x=x_neighbour,
-                                          edge_weight=edge_weight,
-                                          size=(x.size(0), x.size(0)))
+            out = x_self + self.propagate_neighbour_sum(x_neighbour, au_index, edges)
         if self.bias is not None:
             out = out + self.bias
         return out
+
+    def dense_neighbour_sum(self, x_neighbour: Tensor, au_index: Tensor,
+                            graph_size: int) -> Tensor:
+        r"""The dense path, every graph complete with self loops, of
+        :obj:`graph_size` nodes: :math:`\sum_j A_{a(i), a(j)} \mathbf{W}_n
+        \mathbf{v}_j` as a batched matmul with :math:`\mathbf{A}` gathered per graph
+        at the nodes' AU ids. :math:`(N, F_{out})`."""
+        num_graphs = x_neighbour.size(0) // graph_size
+        au = au_index.view(num_graphs, graph_size)  # [B, n]
+        adjacency = self.adjacency[au.unsqueeze(2), au.unsqueeze(1)]  # [B, n, n]
+        aggregated = adjacency @ x_neighbour.view(num_graphs, graph_size, -1)
+        return aggregated.view_as(x_neighbour)
+
+    def propagate_neighbour_sum(self, x_neighbour: Tensor, au_index: Tensor,
+                                edge_index: Tensor) -> Tensor:
+        r"""The message-passing path: :meth:`propagate` along :obj:`edge_index`, each
+        message weighted by :math:`A_{a(i), a(j)}` (edge masks, hooks and
+        ``decomposed_layers`` apply). :math:`(N, F_{out})`."""
+        source, target = edge_index
+        edge_weight = self.adjacency[au_index[target], au_index[source]]  # [E]
+        num_nodes = x_neighbour.size(0)
+        return self.propagate(edge_index, x=x_neighbour, edge_weight=edge_weight,
+                              size=(num_nodes, num_nodes))
 
     def message(self, x_j: Tensor, edge_weight: Tensor) -> Tensor:
         return edge_weight.unsqueeze(-1) * x_j

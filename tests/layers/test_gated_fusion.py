@@ -1,4 +1,8 @@
-"""Eq. 7-8: the gated fusion cell against the formula written out by hand."""
+"""Eq. 7-8: the gated fusion cell against the formula written out by hand; typed
+overloads and torch.compile."""
+import inspect
+import typing
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -124,3 +128,34 @@ def test_rescaled_fusion_is_sqrt_c_times_the_unit_norm_fusion(batch, channels, s
     # one input switched off: the mapped input with unit-RMS components
     out = scaled(a, None)
     torch.testing.assert_close(out.pow(2).mean(-1), torch.ones(batch))
+
+
+def test_forward_overloads_type_both_return_shapes():
+    signatures = [inspect.signature(o) for o in typing.get_overloads(GatedFusion.forward)]
+    assert [s.return_annotation for s in signatures] == ["Tensor",
+                                                         "Tuple[Tensor, Optional[Tensor]]"]
+    assert [s.parameters["return_gate"].annotation for s in signatures] == [
+        "Literal[False]", "Literal[True]"]
+
+
+@pytest.mark.parametrize("kind", ["map", "vector"])
+def test_compiled_cell_has_no_graph_breaks_and_equals_eager(kind):
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    cell = GatedFusion(3, 2, 4, kind=kind, rescale=True)
+    pixels = (3, 3) if kind == "map" else ()
+    a = torch.randn((2, 3) + pixels, requires_grad=True)
+    b = torch.randn((2, 2) + pixels, requires_grad=True)
+    explained = torch._dynamo.explain(cell)(a, b, return_gate=True)
+    assert explained.graph_break_count == 0 and explained.graph_count == 1, \
+        [reason.reason for reason in explained.break_reasons]
+
+    def step(module):
+        cell.zero_grad()
+        a.grad = b.grad = None
+        out, gate = module(a, b, return_gate=True)
+        (out * torch.arange(out.numel()).view_as(out)).sum().backward()
+        return out.detach(), gate.detach(), a.grad.clone(), b.grad.clone()
+
+    compiled = step(torch.compile(cell, backend="inductor", fullgraph=True))
+    torch.testing.assert_close(compiled, step(cell), rtol=1e-4, atol=1e-5)

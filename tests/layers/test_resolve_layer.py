@@ -35,7 +35,7 @@ def test_swapped_layers_run_and_backpropagate_with_the_model_signature():
 
     x = torch.randn(B * n, 6, requires_grad=True)
     hidden = attention(x, s.edge_index, dense_size=s.dense_size)
-    out = region(hidden, s.edge_index, s.au_index, dense_size=s.dense_size)
+    out = region(hidden, s.edge_index, s.node_index, dense_size=s.dense_size)
     assert hidden.shape == (B * n, 8) and (hidden >= 0).all()  # ReLU as in Eq. 4
     assert out.shape == (B * n, 3)
     out.square().sum().backward()

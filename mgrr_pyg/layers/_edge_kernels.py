@@ -1,4 +1,6 @@
-"""Memory-lean edge kernels for message passing with multi-head features.
+"""Memory-lean edge kernels for message passing with multi-head features: the
+chunked path of :class:`~mgrr_pyg.layers.MultiHeadGraphAttention`
+(:meth:`~mgrr_pyg.layers.MultiHeadGraphAttention.edge_kernel_attention`).
 
 Plain message passing materialises every per-edge tensor ([E, heads, d]: the
 gathered queries, keys, values and their products) in one go. For a 3x3-grid
@@ -12,7 +14,10 @@ cache and are each other's backward, so the backward pass is just as lean:
   sum over edges e with scatter[e] = o of w[e, h] * v[gather[e], h]``
 
 They compute exactly what ``MessagePassing.propagate`` computes (up to the order
-of floating-point additions); tests compare both against dense references.
+of floating-point additions); tests compare both against dense references. They
+apply no edge mask and call no hook: a layer explained by PyG, or hooked, runs
+``propagate`` instead (see ``_adjacency.must_propagate``). (Not PyG's ``fuse``,
+which is ``message_and_aggregate`` on sparse adjacencies.)
 """
 from __future__ import annotations
 

@@ -1,12 +1,12 @@
-"""The fused edge kernels behind the attention's message-passing path: values
+"""The chunked edge kernels behind the attention's message-passing path: values
 against python loops, gradients against finite differences."""
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.autograd import gradcheck
 
-from mgrr_pyg.layers import _fused
-from mgrr_pyg.layers._fused import edge_dot, gather_weighted_sum
+from mgrr_pyg.layers import _edge_kernels
+from mgrr_pyg.layers._edge_kernels import edge_dot, gather_weighted_sum
 
 SETTINGS = settings(max_examples=25, deadline=None)
 
@@ -25,13 +25,13 @@ def edge_cases(draw):
 
 
 def with_chunk(elements, fn):
-    old = dict(_fused._CHUNK_ELEMENTS)
-    _fused._CHUNK_ELEMENTS["cpu"] = elements  # exercise chunk boundaries
+    old = dict(_edge_kernels._CHUNK_ELEMENTS)
+    _edge_kernels._CHUNK_ELEMENTS["cpu"] = elements  # exercise chunk boundaries
     try:
         return fn()
     finally:
-        _fused._CHUNK_ELEMENTS.clear()
-        _fused._CHUNK_ELEMENTS.update(old)
+        _edge_kernels._CHUNK_ELEMENTS.clear()
+        _edge_kernels._CHUNK_ELEMENTS.update(old)
 
 
 @SETTINGS
