@@ -35,8 +35,9 @@ INNER_EYE_CORNERS = (22, 25)
 NOSE_POINT = 13
 MOUTH_CORNERS = (31, 37)
 
-# The spec's flip permutation (1-based) minus one: after mirroring x, point i of the
-# flipped face is point FLIP_PERMUTATION[i] of the original face.
+# JAA-Net's published flip permutation (``reflect_49.txt``, 1-based; docs/protocol.md) minus
+# one: after mirroring x, point i of the flipped face is point FLIP_PERMUTATION[i] of the
+# original face.
 FLIP_PERMUTATION: tuple[int, ...] = tuple(
     p - 1
     for p in (
@@ -47,7 +48,8 @@ FLIP_PERMUTATION: tuple[int, ...] = tuple(
 )
 
 # Canonical positions of the five alignment points in the 200x200 aligned face: the
-# means over the published aligned BP4D / DISFA faces in shared/reference-data.
+# means over the 11 published aligned BP4D / DISFA faces of JAA-Net's example lists
+# (tests/data/reference_landmarks.json; docs/protocol.md).
 CANONICAL_TEMPLATE: dict[str, tuple[float, float]] = {
     "left_eye_centre": (65.9, 65.6),
     "right_eye_centre": (133.1, 65.6),
@@ -99,10 +101,69 @@ AU_CENTRE_RULES: dict[int, AUCentreRule] = {
 }
 
 
-def _check_landmarks(landmarks, name: str = "landmarks") -> None:
-    shape = tuple(landmarks.shape)
-    if len(shape) < 2 or shape[-2:] != (NUM_LANDMARKS, 2):
-        raise ValueError(f"{name}: expected shape [..., {NUM_LANDMARKS}, 2], found {list(shape)}")
+#: How far (pixels) a landmark may lie outside the crop before :func:`check_landmarks`
+#: treats it as a coordinate-system mistake: one AU box half-size (3 cells of 4 pixels).
+LANDMARK_TOLERANCE = 12.0
+
+
+def check_landmarks(landmarks, name: str = "landmarks", *,
+                    counts: Sequence[int] = (NUM_LANDMARKS,), batched: bool = False,
+                    crop_size: int | None = None,
+                    tolerance: float = LANDMARK_TOLERANCE) -> None:
+    """The one landmark validator (NumPy or torch): raise a ValueError naming ``name``,
+    what was expected and what was found.
+
+    Args:
+        landmarks: Points ``[..., P, 2]`` as (x, y).
+        name: What the caller calls them, for the message.
+        counts: Accepted point counts ``P`` (49; 49, 66, 68 for :func:`convert_to_49`).
+        batched: Require exactly ``[B, P, 2]``.
+        crop_size: Also check the values: finite, and inside a ``crop_size`` square crop
+            up to ``tolerance`` pixels (the first bad sample and point are named). Reads
+            the data (a device sync), so the model skips it for its own predictions.
+    """
+    shape = tuple(landmarks.shape) if hasattr(landmarks, "shape") else None
+    layout = f"[{'B' if batched else '...'}, {'|'.join(str(c) for c in counts)}, 2]"
+    if shape is None or (len(shape) != 3 if batched else len(shape) < 2) or \
+            shape[-1] != 2 or shape[-2] not in counts:
+        found = list(shape) if shape is not None else type(landmarks).__name__
+        raise ValueError(f"{name}: expected shape {layout}"
+                         f"{' (crop pixels)' if crop_size else ''}, found {found}")
+    if crop_size is None:
+        return
+    points = torch.as_tensor(landmarks).reshape(-1, shape[-2], 2)  # [B, P, 2]
+    finite = torch.isfinite(points).all(-1)  # [B, P]
+    if not bool(finite.all()):
+        sample, point = (~finite).nonzero()[0].tolist()
+        raise ValueError(f"{name}: sample {sample}, point {point} is not finite "
+                         f"({points[sample, point].tolist()}); landmarks must be finite")
+    low, high = -tolerance, crop_size - 1 + tolerance
+    outside = ((points < low) | (points > high)).any(-1)  # [B, P]
+    if bool(outside.any()):
+        sample, point = outside.nonzero()[0].tolist()
+        raise ValueError(
+            f"{name}: sample {sample}, point {point} = {points[sample, point].tolist()} lies "
+            f"outside the {crop_size}x{crop_size} crop (allowed {low:g}..{high:g}); landmarks "
+            f"must be in crop pixel coordinates ({int(outside.sum())} points outside in all)")
+
+
+def resolve_au_rules(aus: Sequence[int],
+                     rules: Mapping[int, AUCentreRule | tuple] | None = None
+                     ) -> dict[int, AUCentreRule]:
+    """The centre rule of every AU in ``aus`` (the one place rules are looked up):
+    ``rules`` (AU -> :class:`AUCentreRule` or its ``((landmark_a, landmark_b),
+    offset_rulers)`` pair) first, then :data:`AU_CENTRE_RULES`. An AU with neither is a
+    ValueError naming it; a bad rule raises :class:`AUCentreRule`'s error."""
+    custom = {int(au): rule if isinstance(rule, AUCentreRule) else AUCentreRule(*rule)
+              for au, rule in (rules or {}).items()}
+    missing = [au for au in aus if au not in custom and au not in AU_CENTRE_RULES]
+    if missing:
+        raise ValueError(
+            f"aus: no centre rule for AU {missing}; built-in rules cover "
+            f"{sorted(AU_CENTRE_RULES)}. Give one for a custom AU, e.g. "
+            f"{{{missing[0]}: ((landmark_a, landmark_b), offset_in_rulers)}} (the model "
+            "config's au_rules; AUCentreRule objects for au_centres' rules)")
+    return {au: custom.get(au, AU_CENTRE_RULES.get(au)) for au in aus}
 
 
 def _xy(x, y):
@@ -124,21 +185,16 @@ def au_centres(
     Args:
         landmarks: ``[..., 49, 2]`` points (NumPy or torch).
         aus: AU numbers, in the order of the output.
-        rules: AU number -> :class:`AUCentreRule`; defaults to :data:`AU_CENTRE_RULES`.
-            A custom AU list supplies its own rules here.
+        rules: AU number -> :class:`AUCentreRule` for AUs without a built-in rule (or
+            to replace one); the others come from :data:`AU_CENTRE_RULES`
+            (:func:`resolve_au_rules`).
 
     Returns:
         ``[..., len(aus), 2, 2]``: for each AU its two centres as (x, y), same kind and
         dtype as ``landmarks``.
     """
-    _check_landmarks(landmarks)
-    rules = AU_CENTRE_RULES if rules is None else rules
-    unknown = [au for au in aus if au not in rules]
-    if unknown:
-        raise ValueError(
-            f"aus: no centre rule for AU {unknown}; known AUs are {sorted(rules)} "
-            "(pass rules={AU: AUCentreRule((a, b), offset)} for a custom AU)"
-        )
+    check_landmarks(landmarks)
+    rules = resolve_au_rules(aus, rules)
     x_inner = landmarks[..., INNER_EYE_CORNERS[0], 0]
     x_other = landmarks[..., INNER_EYE_CORNERS[1], 0]
     ruler = abs(x_inner - x_other)  # [...]
@@ -155,7 +211,7 @@ def au_centres(
 
 def eye_centres(landmarks):
     """``[..., 2, 2]``: the mean of points 19-24 and the mean of points 25-30."""
-    _check_landmarks(landmarks)
+    check_landmarks(landmarks)
     left = landmarks[..., list(LEFT_EYE), :].mean(-2)
     right = landmarks[..., list(RIGHT_EYE), :].mean(-2)
     return _stack([left, right], landmarks)
@@ -182,7 +238,7 @@ def flip_landmarks(landmarks, width: int):
     """Mirror landmarks for a horizontal flip of an image ``width`` pixels wide:
     ``x' = (width - 1) - x`` and the points are permuted so that each index keeps its
     meaning (left eye stays index 19-24, ...)."""
-    _check_landmarks(landmarks)
+    check_landmarks(landmarks)
     order = list(FLIP_PERMUTATION)
     flipped = landmarks[..., order, :]
     if isinstance(flipped, torch.Tensor):
@@ -200,11 +256,8 @@ def convert_to_49(points, name: str = "points"):
     66 points: the inner-mouth corners are already gone; keep 17-65.
     49 points are returned unchanged.
     """
-    count = points.shape[-2] if len(points.shape) >= 2 else None
-    if len(points.shape) < 2 or points.shape[-1] != 2 or count not in (49, 66, 68):
-        raise ValueError(
-            f"{name}: expected [..., 49|66|68, 2] landmarks, found shape {list(points.shape)}"
-        )
+    check_landmarks(points, name, counts=(49, 66, 68))
+    count = points.shape[-2]
     if count == 49:
         return points
     if count == 66:
@@ -227,6 +280,7 @@ __all__ = [
     "DISFA_AUS",
     "FLIP_PERMUTATION",
     "INNER_EYE_CORNERS",
+    "LANDMARK_TOLERANCE",
     "LEFT_EYE",
     "MOUTH_CORNERS",
     "NOSE_POINT",
@@ -235,8 +289,10 @@ __all__ = [
     "TEMPLATE_POINTS",
     "alignment_points",
     "au_centres",
+    "check_landmarks",
     "convert_to_49",
     "eye_centres",
     "flip_landmarks",
     "interocular_distance",
+    "resolve_au_rules",
 ]

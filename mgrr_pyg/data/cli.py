@@ -11,8 +11,8 @@ import sys
 
 from mgrr_pyg.facs import AU_SETS
 
-from .frames import BadInputError
-from .prepare import prepare_dataset
+from .bad_input import BadInputError
+from .preparation import prepare_dataset
 from .protocol import describe_folds
 from .raw import DISFA_THRESHOLD
 
@@ -28,14 +28,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("out", metavar="OUT", help="output folder (new, empty or an earlier run's)")
     parser.add_argument("--dataset", choices=sorted(AU_SETS),
                         help="dataset of RAW_ROOT (default: detected from its layout)")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes (default: 2)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (default: %(default)s)")
     parser.add_argument("--skip-bad", action="store_true",
                         help="skip bad frames / sequences (counted in the log and the manifest) "
                              "instead of stopping at the first one")
     parser.add_argument("--landmarks", metavar="PATH",
                         help="folder of per-sequence landmark CSVs (default: RAW_ROOT/Landmarks)")
     parser.add_argument("--threshold", type=int, default=DISFA_THRESHOLD,
-                        help="DISFA occurrence threshold on intensity 0-5 (default: 2)")
+                        help="DISFA occurrence threshold on intensity 0-5 (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
     return parser
 

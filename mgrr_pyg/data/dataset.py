@@ -7,13 +7,14 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
 from mgrr_pyg.facs import ALIGNED_SIZE, CENTRE_CROP_OFFSET, CROP_SIZE, flip_landmarks
 
 from .frames import MISSING_LABEL
-from .prepared import list_file, read_prepared
+from .images import ImageReadError, read_image
+from .prepared_lists import list_file, read_prepared
 
 
 class PreparedListDataset(Dataset):
@@ -43,6 +44,10 @@ class PreparedListDataset(Dataset):
         au_columns (optional): AU numbers of the list's label columns when they cannot
             be inferred (see :func:`~mgrr_pyg.data.read_prepared`).
 
+    Raises:
+        MissingImagesError: a listed image is missing, a folder or empty (every row is
+            checked here, with one ``stat`` each, naming the list file, lines and paths).
+
     Shapes:
         - **image:** :math:`(3, 176, 176)` float in ``[-1, 1]``
         - **landmarks:** :math:`(49, 2)` float, crop pixels
@@ -61,20 +66,16 @@ class PreparedListDataset(Dataset):
         self.train = bool(train)
         self.seed = int(seed)
         self.epoch = 0
+        # every listed image is looked for now, not when a loader worker first reads it
         self.table = read_prepared(root, prefix, aus=aus, au_columns=au_columns,
-                                   image_root=image_root)
+                                   image_root=image_root, check_images=True)
         self.aus: tuple[int, ...] = self.table.aus
-        # [N, n] int64, 9 = not coded; shared (read-only) with the samples.
+        # [N, n] int64, MISSING_LABEL = not coded; shared (read-only) with the samples.
         self.labels = torch.from_numpy(self.table.labels)
         self._targets = torch.from_numpy((self.table.labels == 1).astype(np.float32))
         self._mask = torch.from_numpy(self.table.labels != MISSING_LABEL)
         self._landmarks = self.table.landmarks.astype(np.float32)  # [N, 49, 2]
         self._interocular = np.sqrt(self.table.biocular)
-        if len(self) and not os.path.isfile(self.table.image_path[0]):
-            raise FileNotFoundError(
-                f"{list_file(root, prefix, 'path')}, line 1: image {self.table.image_path[0]} not "
-                "found; pass image_root= (the folder the listed paths are relative to)"
-            )
 
     def __len__(self) -> int:
         return len(self.table)
@@ -95,15 +96,13 @@ class PreparedListDataset(Dataset):
         path = self.table.image_path[index]
         where = f"{list_file(self.root, self.prefix, 'path')}, line {index + 1}"
         try:
-            with Image.open(path) as image:
-                image.load()
-                if image.size != (ALIGNED_SIZE, ALIGNED_SIZE):
-                    raise ValueError(f"{where}: expected a {ALIGNED_SIZE}x{ALIGNED_SIZE} aligned "
-                                     f"face in {path}, found {image.size[0]}x{image.size[1]}")
-                crop = image.crop((x, y, x + CROP_SIZE, y + CROP_SIZE))
-        except (OSError, UnidentifiedImageError, SyntaxError) as err:
-            raise ValueError(f"{where}: expected a readable image {path}, {err}") from None
-        return crop if crop.mode == "RGB" else crop.convert("RGB")
+            image = read_image(path)
+        except ImageReadError as err:
+            raise ValueError(f"{where}: expected a readable image {path}, {err.problem}") from None
+        if image.size != (ALIGNED_SIZE, ALIGNED_SIZE):
+            raise ValueError(f"{where}: expected a {ALIGNED_SIZE}x{ALIGNED_SIZE} aligned "
+                             f"face in {path}, found {image.size[0]}x{image.size[1]}")
+        return image.crop((x, y, x + CROP_SIZE, y + CROP_SIZE))
 
     def __getitem__(self, index: int) -> dict:
         index = int(index)

@@ -1,109 +1,33 @@
-"""The uniform frame table every reader returns, and the bad-input policy they share.
+"""The uniform frame table every reader returns.
 
 Whatever the source (raw BP4D, raw DISFA, prepared lists), a reader returns one
 :class:`FrameTable`: row-aligned arrays of subject, sequence, frame number, image path,
 49 landmarks and occurrence labels whose columns are keyed by AU number
 (:attr:`FrameTable.aus`), so a BP4D-trained model can be scored on DISFA's shared AUs
-with ``table.select_aus(...)``.
+with ``table.select_aus(...)``. A label is 0, 1 or :data:`MISSING_LABEL` (not coded).
 
-Bad input (an unreadable image, a label outside {0, 1, 9}, NaN landmarks, ...) goes
-through one :class:`SkipLog`: by default it raises a :class:`BadInputError` naming the
-file, the row and what was expected and found; with ``skip_bad=True`` the frame (or
-sequence) is left out and counted by reason, and the counts are logged and recorded in
-the preparation manifest, so nothing is ever dropped silently.
+What the readers do with a bad frame (raise, or skip and count) is in
+:mod:`mgrr_pyg.data.bad_input`.
 """
 from __future__ import annotations
 
-import logging
-from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from mgrr_pyg.facs import NUM_LANDMARKS
 
-logger = logging.getLogger(__name__)
+# Re-exported for code that imported them from here before the bad-input policy had its
+# own module; import them from mgrr_pyg.data.bad_input (or mgrr_pyg.data).
+from .bad_input import BadInputError, SkipLog  # noqa: F401
 
-#: The code of a label that was not coded (BP4D's convention, kept everywhere).
+#: The label of an AU that was not coded (BP4D's and JAA-Net's lists' convention, kept
+#: everywhere: readers, prepared lists, class weights, priors, metrics). Such an entry
+#: is left out, never counted as absent.
 MISSING_LABEL = 9
-
-#: How many example messages :class:`SkipLog` keeps per reason (counts are always exact).
-MAX_EXAMPLES_PER_REASON = 20
-
-
-class BadInputError(ValueError):
-    """A bad frame, sequence or file. ``reason`` is a short key (``"unreadable image"``,
-    ``"label value"``, ...) under which ``skip_bad=True`` counts what it skipped."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
-
-    def __reduce__(self):  # keep ``reason`` across process boundaries
-        return (type(self), (self.reason, str(self)))
-
-
-@dataclass
-class SkipLog:
-    """Raise on bad input, or (``skip_bad=True``) count and remember what was skipped.
-
-    Args:
-        skip_bad (bool, optional): Skip bad frames / sequences instead of raising.
-            (default: :obj:`False`)
-    """
-
-    skip_bad: bool = False
-    counts: Counter = field(default_factory=Counter)
-    examples: dict[str, list[str]] = field(default_factory=dict)
-    #: Counts of things that are not errors but worth reporting (e.g. unlabelled images).
-    notes: Counter = field(default_factory=Counter)
-
-    def bad(self, reason: str, message: str) -> None:
-        """Report one bad item: raises :class:`BadInputError` unless skipping."""
-        if not self.skip_bad:
-            raise BadInputError(reason, message)
-        self.record(reason, message)
-
-    def record(self, reason: str, message: str, count: int = 1) -> None:
-        self.counts[reason] += count
-        kept = self.examples.setdefault(reason, [])
-        if len(kept) < MAX_EXAMPLES_PER_REASON:
-            kept.append(message)
-
-    def merge(self, other: "SkipLog") -> None:
-        for reason, count in other.counts.items():
-            self.counts[reason] += count
-            kept = self.examples.setdefault(reason, [])
-            room = MAX_EXAMPLES_PER_REASON - len(kept)
-            kept.extend(other.examples.get(reason, [])[:max(room, 0)])
-        self.notes.update(other.notes)
-
-    @property
-    def total(self) -> int:
-        return int(sum(self.counts.values()))
-
-    def summary(self) -> dict:
-        """``{"total": n, "by_reason": {reason: count}, "examples": {reason: [...]}}``
-        with reasons sorted, for the manifest."""
-        reasons = sorted(self.counts)
-        return {
-            "total": self.total,
-            "by_reason": {r: int(self.counts[r]) for r in reasons},
-            "examples": {r: list(self.examples.get(r, [])) for r in reasons},
-            "notes": {k: int(v) for k, v in sorted(self.notes.items())},
-        }
-
-    def log_summary(self, what: str = "input") -> None:
-        """Log the skip counts (WARNING) so that a skip is never silent."""
-        if not self.total:
-            return
-        by_reason = ", ".join(f"{r}: {self.counts[r]}" for r in sorted(self.counts))
-        logger.warning("skipped %d bad %s item(s) (frames, or whole sequences / files where "
-                       "the message says so): %s", self.total, what, by_reason)
-        for reason in sorted(self.examples):
-            for message in self.examples[reason][:3]:
-                logger.warning("  e.g. [%s] %s", reason, message)
+#: The values an occurrence label may take: absent, present, not coded.
+LABEL_VALUES = (0, 1, MISSING_LABEL)
 
 
 @dataclass(frozen=True)
@@ -115,7 +39,7 @@ class FrameRecord:
     frame: int
     image_path: str
     landmarks: np.ndarray  # [49, 2]
-    labels: dict[int, int]  # AU number -> 0 / 1 / 9
+    labels: dict[int, int]  # AU number -> 0 / 1 / MISSING_LABEL (9)
     intensity: dict[int, int] | None = None  # AU number -> 0..5 (DISFA)
 
     @property
@@ -264,4 +188,4 @@ def au_columns(available: Sequence[int], wanted: Sequence[int], source: str) -> 
     return [available.index(int(a)) for a in wanted]
 
 
-__all__ = ["BadInputError", "FrameRecord", "FrameTable", "MISSING_LABEL", "SkipLog", "au_columns"]
+__all__ = ["LABEL_VALUES", "MISSING_LABEL", "FrameRecord", "FrameTable", "au_columns"]

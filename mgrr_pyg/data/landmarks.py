@@ -1,11 +1,11 @@
 """Landmark sources for the raw datasets: per-sequence CSV files.
 
-The real releases ship landmarks in MATLAB files whose inner structure we cannot see
-here, so the raw readers take landmarks from one CSV per sequence (``frame, x1, y1,
+The real releases ship landmarks in MATLAB files, which this package does not read:
+the raw readers take landmarks from one CSV per sequence (``frame, x1, y1,
 ..., xK, yK`` with K = 49, 66 or 68, reduced to the 49-point layout by
 :func:`mgrr_pyg.facs.convert_to_49`). Convert other trackers' output to this format
 once. The prepared-list format carries its own landmarks (``P_land.txt``, see
-:mod:`mgrr_pyg.data.prepared`).
+:mod:`mgrr_pyg.data.prepared_lists`).
 
 Folder layout (the default folder is ``<root>/Landmarks``):
 

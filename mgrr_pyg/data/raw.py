@@ -1,6 +1,6 @@
 """Readers for the raw BP4D and DISFA layouts, and layout detection.
 
-Layouts (``spec/data-and-protocol.md``):
+Layouts (``docs/protocol.md``):
 
 - BP4D: images ``<root>/<subject>/<task>/<frame>.jpg`` (frame numbers with or without
   zero padding); occurrence labels ``<root>/AUCoding/AU_OCC/<subject>_<task>.csv``
@@ -12,7 +12,15 @@ Layouts (``spec/data-and-protocol.md``):
   ``<root>/Landmarks/<subject>.csv`` (0-based image index).
 
 Only labelled frames become rows; images without labels are counted (``notes`` of the
-:class:`~mgrr_pyg.data.frames.SkipLog`) but not used.
+:class:`~mgrr_pyg.data.bad_input.SkipLog`) but not used.
+
+To read another layout, add a reader here that returns a
+:class:`~mgrr_pyg.data.frames.FrameTable` (pair each sequence's label rows with its
+images and landmarks through ``_TableBuilder``, report bad input through the
+:class:`~mgrr_pyg.data.bad_input.SkipLog`) and a :class:`RawLayout` entry in
+:data:`RAW_LAYOUTS`: :func:`detect_layout` and the preparation find it there. (A new
+*dataset* also needs its AU set in :data:`mgrr_pyg.facs.AU_SETS` and its partition in
+:data:`mgrr_pyg.data.protocol.PARTITION`.)
 """
 from __future__ import annotations
 
@@ -20,15 +28,18 @@ import csv
 import logging
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from mgrr_pyg.facs import BP4D_AUS, DISFA_AUS
 
-from .frames import FrameTable, SkipLog
+from .bad_input import BadInputError, SkipLog, check_landmarks_finite
+from .frames import LABEL_VALUES, MISSING_LABEL, FrameTable
 from .landmarks import landmark_csv_path, read_landmark_csv
+from .prepared_lists import PREPARED_MANIFEST
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +47,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 BP4D_LABEL_DIR = Path("AUCoding") / "AU_OCC"
 DISFA_LABEL_DIR = Path("ActionUnit_Labels")
 LANDMARK_DIR = "Landmarks"
-PREPARED_MANIFEST = "prepare.json"
-#: DISFA's occurrence rule: intensity >= 2 (what the public code uses; the paper says 1).
+#: DISFA's occurrence rule: intensity >= 2, as ME-GraphAU's label script codes it. The
+#: paper's words are intensity "higher than two", which read literally is >= 3
+#: (``threshold=3``); docs/protocol.md, "DISFA binarisation", has the sources.
 DISFA_THRESHOLD = 2
 
 _UNUSED_IMAGES = "images without labels (not used)"
@@ -55,19 +67,18 @@ def detect_layout(root: str | os.PathLike) -> str:
         raise FileNotFoundError(f"dataset folder not found: {root}")
     if (root / PREPARED_MANIFEST).is_file() or any(root.glob("*_path.txt")):
         return "prepared"
-    found = [name for name, marker in (("raw-bp4d", BP4D_LABEL_DIR), ("raw-disfa", DISFA_LABEL_DIR))
-             if (root / marker).is_dir()]
+    found = [layout for layout in RAW_LAYOUTS.values() if (root / layout.marker).is_dir()]
     if len(found) == 1:
-        return found[0]
+        return found[0].name
     if len(found) > 1:
         raise ValueError(
-            f"{root}: holds both {BP4D_LABEL_DIR}/ (raw BP4D) and {DISFA_LABEL_DIR}/ (raw DISFA); "
-            "expected one dataset per folder"
+            f"{root}: holds both " + " and ".join(layout.describe() for layout in found)
+            + "; expected one dataset per folder"
         )
     raise ValueError(
         f"{root}: cannot tell the dataset layout; looked for {PREPARED_MANIFEST} or *_path.txt "
-        f"(prepared lists), {BP4D_LABEL_DIR}/ (raw BP4D) and {DISFA_LABEL_DIR}/ (raw DISFA), "
-        "found none of them"
+        "(prepared lists), " + " and ".join(layout.describe() for layout in RAW_LAYOUTS.values())
+        + ", found none of them"
     )
 
 
@@ -165,9 +176,9 @@ def read_bp4d_labels(path: Path, aus: Sequence[int], log: SkipLog) -> tuple[np.n
         values = []
         for au, col in zip(aus, columns):
             value = _parse_int(row[col])
-            if value not in (0, 1, 9):
-                log.bad("label value", f"{path}, line {line_no}, AU{au}: expected 0, 1 or 9, "
-                                       f"found {row[col]!r}")
+            if value not in LABEL_VALUES:
+                log.bad("label value", f"{path}, line {line_no}, AU{au}: expected 0, 1 or "
+                                       f"{MISSING_LABEL}, found {row[col]!r}")
                 break
             values.append(value)
         else:
@@ -211,11 +222,10 @@ class _TableBuilder:
                                                   f"(labelled in {where[i]})")
                 continue
             points = lm_points[row]
-            if not np.isfinite(points).all():
-                bad_points = sorted(set(np.flatnonzero(~np.isfinite(points).all(-1)).tolist()))
-                self.log.bad("landmarks not finite",
-                             f"{landmark_file}, frame {frame}: expected finite coordinates, "
-                             f"found NaN/inf at 49-point indices {bad_points}")
+            try:
+                check_landmarks_finite(f"{landmark_file}, frame {frame}", points)
+            except BadInputError as err:
+                self.log.skip_or_raise(err)
                 continue
             used.add(frame)
             r = self.rows
@@ -280,7 +290,8 @@ def read_bp4d(root: str | os.PathLike, landmarks: str | os.PathLike | None = Non
         log (optional): A :class:`SkipLog` to record into (its ``skip_bad`` wins).
 
     Returns:
-        The labelled frames, rows sorted by subject, task and frame.
+        The labelled frames: sequences in (subject, task) order, the frames of each in
+        its label file's row order.
     """
     root, log_ = _start(root, skip_bad, log)
     label_dir = root / BP4D_LABEL_DIR
@@ -359,7 +370,8 @@ def read_disfa(root: str | os.PathLike, landmarks: str | os.PathLike | None = No
     """Read a raw DISFA tree into a :class:`~mgrr_pyg.data.frames.FrameTable`.
 
     Occurrence is ``intensity >= threshold``; the raw intensities are kept in
-    :attr:`FrameTable.intensity`. DISFA codes every frame, so no label is 9.
+    :attr:`FrameTable.intensity`. DISFA codes every frame, so no label is
+    :data:`~mgrr_pyg.data.frames.MISSING_LABEL`.
 
     Args:
         root: The DISFA folder (``<root>/<subject>/<i>.png``,
@@ -368,7 +380,8 @@ def read_disfa(root: str | os.PathLike, landmarks: str | os.PathLike | None = No
             keyed by 0-based image index. (default: ``<root>/Landmarks``)
         aus (optional): AU numbers to read. (default: :data:`mgrr_pyg.facs.DISFA_AUS`)
         threshold (int, optional): Occurrence threshold on the 0-5 intensity.
-            (default: :obj:`2`, as the public code; the paper text says 1)
+            (default: :obj:`2`, as ME-GraphAU's label script; the paper's "higher than
+            two" read literally is :obj:`3`, see docs/protocol.md)
         skip_bad (bool, optional): Skip bad frames / subjects (counted) instead of
             raising. (default: :obj:`False`)
         log (optional): A :class:`SkipLog` to record into.
@@ -425,5 +438,40 @@ def read_disfa(root: str | os.PathLike, landmarks: str | os.PathLike | None = No
     return _finish(builder.table(), log_, log is None, f"DISFA {root}")
 
 
-__all__ = ["DISFA_THRESHOLD", "IMAGE_SUFFIXES", "detect_layout", "read_bp4d", "read_bp4d_labels",
-           "read_disfa", "read_disfa_intensities"]
+@dataclass(frozen=True)
+class RawLayout:
+    """A raw layout :func:`detect_layout` recognises and the preparation reads.
+
+    Attributes:
+        name: What :func:`detect_layout` returns (``"raw-bp4d"``).
+        dataset: The dataset it holds, naming its AU set (:data:`mgrr_pyg.facs.AU_SETS`)
+            and its partition (:data:`mgrr_pyg.data.protocol.PARTITION`).
+        marker: A folder, relative to the root, that only this layout has.
+        reader: ``reader(root, landmarks=..., log=..., **options) -> FrameTable``.
+        threshold: The reader takes the occurrence ``threshold`` on intensities.
+    """
+
+    name: str
+    dataset: str
+    marker: Path
+    reader: Callable[..., FrameTable]
+    threshold: bool = False
+
+    def describe(self) -> str:
+        return f"{self.marker}/ (raw {self.dataset})"
+
+    def read(self, root: Path, landmarks: str | os.PathLike | None, log: SkipLog,
+             threshold: int = DISFA_THRESHOLD) -> FrameTable:
+        options = {"threshold": threshold} if self.threshold else {}
+        return self.reader(root, landmarks=landmarks, log=log, **options)
+
+
+#: The raw layouts, by the name :func:`detect_layout` gives them.
+RAW_LAYOUTS: dict[str, RawLayout] = {layout.name: layout for layout in (
+    RawLayout("raw-bp4d", "BP4D", BP4D_LABEL_DIR, read_bp4d),
+    RawLayout("raw-disfa", "DISFA", DISFA_LABEL_DIR, read_disfa, threshold=True),
+)}
+
+
+__all__ = ["DISFA_THRESHOLD", "IMAGE_SUFFIXES", "RAW_LAYOUTS", "RawLayout", "detect_layout",
+           "read_bp4d", "read_bp4d_labels", "read_disfa", "read_disfa_intensities"]

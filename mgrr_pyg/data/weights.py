@@ -25,7 +25,8 @@ def class_weights(labels, missing_value: int = MISSING_LABEL) -> torch.Tensor:
 
     Args:
         labels: ``[N, n]`` array or tensor of 0 / 1 / ``missing_value``.
-        missing_value (int, optional): Code of an uncoded label. (default: :obj:`9`)
+        missing_value (int, optional): Code of an uncoded label.
+            (default: :data:`~mgrr_pyg.data.frames.MISSING_LABEL`, 9)
 
     Returns:
         ``[n]`` float32 tensor with mean 1.

@@ -3,6 +3,7 @@ device), then call layers with plain tensors."""
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass
 from typing import Optional
 
@@ -25,8 +26,10 @@ class GraphStructure:
         num_nodes_per_graph (int): :math:`n`.
         dense_size (int or None): :math:`n` when every graph is complete with self
             loops (the layers' exact dense path), else :obj:`None`.
-        au_index (torch.Tensor): Each node's index within its graph
-            :math:`(Bn,)`: the AU id for a region graph built in AU order.
+        node_index (torch.Tensor): Each node's index within its graph
+            :math:`(Bn,)` (``arange(n)`` repeated :math:`B` times); for a region graph
+            built in AU order this is each node's AU index. (``au_index`` before: that
+            name still reads it, with a warning.)
         batch (torch.Tensor): Each node's graph id :math:`(Bn,)`.
         key (tuple): The hashable topology key it was built from.
 
@@ -38,7 +41,7 @@ class GraphStructure:
     num_graphs: int
     num_nodes_per_graph: int
     dense_size: Optional[int]
-    au_index: Tensor
+    node_index: Tensor
     batch: Tensor
     key: tuple
 
@@ -46,6 +49,13 @@ class GraphStructure:
     def num_nodes(self) -> int:
         """Total nodes :math:`Bn`."""
         return self.num_graphs * self.num_nodes_per_graph
+
+    @property
+    def au_index(self) -> Tensor:
+        """Deprecated name of :attr:`node_index`."""
+        warnings.warn("GraphStructure.au_index is deprecated; read node_index (each node's "
+                      "index within its graph)", DeprecationWarning, stacklevel=2)
+        return self.node_index
 
 
 def topology_key(topology, num_nodes: Optional[int] = None) -> tuple:
@@ -137,7 +147,7 @@ def _cached_structure(key: tuple, batch_size: int, device: torch.device) -> Grap
         num_graphs=batch_size,
         num_nodes_per_graph=num_nodes,
         dense_size=num_nodes if complete else None,
-        au_index=local.repeat(batch_size),
+        node_index=local.repeat(batch_size),
         batch=torch.arange(batch_size, device=device).repeat_interleave(num_nodes),
         key=key,
     )

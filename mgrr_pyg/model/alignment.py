@@ -3,11 +3,14 @@ from the global feature :math:`O_G`, and the 512-dim hidden feature that the int
 classifier also reads (Eq. 9-11, :math:`L_{int}`)."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import Tensor, nn
 
 from mgrr_pyg.facs import CROP_SIZE, NUM_LANDMARKS
 
+from .config import AlignmentConfig
 from .stem import MaxPool2x2
 
 
@@ -41,10 +44,9 @@ class AlignmentBranch(nn.Module):
 
     Args:
         in_channels (int, optional): Channels of :math:`O_G`. (default: :obj:`64`)
-        channels (tuple of int, optional): Widths of the three blocks.
-            (default: :obj:`(96, 128, 160)`)
-        hidden (int, optional): Width of the hidden feature :math:`\mathbf{h}`.
-            (default: :obj:`512`)
+        config (AlignmentConfig, optional): ``channels``, the widths of the three blocks,
+            and ``hidden``, the width of the hidden feature :math:`\mathbf{h}`.
+            (default: :obj:`AlignmentConfig()`, (96, 128, 160) and 512)
         map_size (int, optional): Side of :math:`O_G`. (default: :obj:`44`)
 
     Shapes:
@@ -53,9 +55,11 @@ class AlignmentBranch(nn.Module):
           feature :math:`(B, 512)`
     """
 
-    def __init__(self, in_channels: int = 64, channels: tuple[int, int, int] = (96, 128, 160),
-                 hidden: int = 512, map_size: int = 44) -> None:
+    def __init__(self, in_channels: int = 64, config: Optional[AlignmentConfig] = None,
+                 map_size: int = 44) -> None:
         super().__init__()
+        config = AlignmentConfig() if config is None else config
+        channels, hidden = config.channels, config.hidden
         blocks = []
         width, size = in_channels, map_size
         for out in channels:

@@ -1,17 +1,36 @@
-r"""Typed configuration of MGRR-Net, the named presets (paper defaults, the ablations of
-Tables 6 and 7, ``tiny`` for tests) and :func:`create_model`.
+r"""Typed configuration of MGRR-Net: :class:`MGRRConfig` and the parts it is made of,
+one per part of the network, each handed whole to the module that uses it.
 
-A config is a small dataclass of plain values; :meth:`MGRRConfig.to_dict` gives only
-python builtins (it is stored in checkpoints read with ``torch.load(weights_only=True)``)
-and :meth:`MGRRConfig.from_dict` rebuilds it, so a model can be rebuilt from its file.
+================================  ===========================================  =========================
+part                              what it sets                                 used by
+================================  ===========================================  =========================
+:class:`StemConfig`               the two multi-scale patch layers -> O_G      :class:`~.stem.Stem`
+:class:`AlignmentConfig`          the landmark branch and its feature h        :class:`~.alignment.AlignmentBranch`
+:class:`RegionConfig`             AU regions (boxes) and the features V^0      :class:`~.MGRRNet` (boxes),
+                                                                               :class:`~.regions.AUFeatures`
+:class:`ReasoningConfig`          the K relational reasoning layers            :class:`~.reasoning.RelationalReasoningLayer`
+================================  ===========================================  =========================
+
+The AU set (``aus``) and the AU feature width ``d_v`` are shared by every part and stay
+on :class:`MGRRConfig`; the two classifiers have no settings of their own (they are
+sized by ``aus``, ``d_v`` and ``alignment.hidden``).
+
+Keys. A setting is named by its dotted path (``reasoning.num_layers``) or by its flat
+key (``num_layers``), the names of the configuration before it was grouped; both work in
+:meth:`MGRRConfig.replace`, :func:`~mgrr_pyg.model.create_model` and ``--set``.
+:meth:`MGRRConfig.to_dict` writes the flat keys, in a fixed order: that is the format
+stored in checkpoints (read with ``torch.load(weights_only=True)``) and
+``model_config.json``, unchanged since the first release, so old and new files compare
+key by key; :meth:`MGRRConfig.from_dict` reads it (and nested dicts) back.
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Any, Optional, Union
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Optional, Union
 
-from mgrr_pyg.facs import AU_CENTRE_RULES, BP4D_AUS, DISFA_AUS, AUCentreRule
+from mgrr_pyg.facs import BP4D_AUS, resolve_au_rules
 
 PRIOR_INITS = ("cooccurrence", "random", "identity")
 POOLINGS = ("attention", "mean")
@@ -32,124 +51,191 @@ def _as_list(value: Any) -> Any:
     return value
 
 
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+class _Part:
+    """What the parts share: a section name, errors that name the setting
+    (:func:`setting_name`) and :meth:`replace`."""
+
+    SECTION: ClassVar[str] = ""
+
+    def _error(self, name: str, message: str) -> ValueError:
+        return ValueError(f"{setting_name(self.SECTION, name)}: {message}")
+
+    def replace(self, **changes):
+        """A copy with some fields changed (validated)."""
+        return dataclasses.replace(self, **changes)
+
+
 @dataclass
-class MGRRConfig:
-    r"""Everything that defines an MGRR-Net (paper section 4.2 defaults).
+class StemConfig(_Part):
+    r"""The stem: two multi-scale patch layers (JAA-Net's hierarchical region
+    learning) giving :math:`O_G`.
 
     Args:
-        name (str): Preset name it came from (informative only).
-        aus (tuple of int): AU numbers = region-graph nodes, in label-column order.
+        channels (tuple of int): Widths :math:`(c_1, c_2)` of the two layers, each
+            divisible by 4; :math:`c_2` is the channel count :math:`c` of :math:`O_G`.
+            (default: :obj:`(32, 64)`)
+        grids (tuple of int): Cells per side of the three patch levels; each divides
+            88 and 176. (default: :obj:`(8, 4, 2)`)
+    """
+
+    SECTION: ClassVar[str] = "stem"
+
+    channels: tuple = (32, 64)
+    grids: tuple = (8, 4, 2)
+
+    def __post_init__(self) -> None:
+        self.channels, self.grids = _as_tuple(self.channels), _as_tuple(self.grids)
+        if len(self.channels) != 2 or not all(_positive_int(c) and c % 4 == 0
+                                              for c in self.channels):
+            raise self._error("channels", "expected two widths divisible by 4, found "
+                                          f"{self.channels!r}")
+        if len(self.grids) != 3 or not all(_positive_int(g) and 176 % g == 0 and 88 % g == 0
+                                           for g in self.grids):
+            raise self._error("grids", "expected three grid sizes dividing 88 and 176, found "
+                                       f"{self.grids!r}")
+
+
+@dataclass
+class AlignmentConfig(_Part):
+    r"""The face-alignment branch: landmarks from :math:`O_G` and the hidden feature
+    :math:`\mathbf{h}` the integrated classifier reads.
+
+    Args:
+        channels (tuple of int): Widths of its three conv blocks.
+            (default: :obj:`(96, 128, 160)`)
+        hidden (int): Width of :math:`\mathbf{h}`. (default: :obj:`512`)
+    """
+
+    SECTION: ClassVar[str] = "alignment"
+
+    channels: tuple = (96, 128, 160)
+    hidden: int = 512
+
+    def __post_init__(self) -> None:
+        self.channels = _as_tuple(self.channels)
+        if len(self.channels) != 3 or not all(_positive_int(c) for c in self.channels):
+            raise self._error("channels", f"expected three positive widths, found "
+                                          f"{self.channels!r}")
+        if not _positive_int(self.hidden):
+            raise self._error("hidden", f"expected a positive int, found {self.hidden!r}")
+
+
+@dataclass
+class RegionConfig(_Part):
+    r"""AU regions: where each AU's two boxes sit on :math:`O_G` and how the AU
+    features :math:`V^0` are pooled from them (the nodes of the region graph
+    :math:`D_G`).
+
+    Args:
+        hidden_channels (int): Width of the shared conv before per-AU pooling.
+            (default: :obj:`128`)
+        box_half_size (int): Half side of an AU box, in cells (3: a 7x7 box).
+            (default: :obj:`3`)
+        box_decay (float): Box value :math:`1 - d / \text{box\_decay}` at Manhattan
+            distance :math:`d` from the centre cell. (default: :obj:`11.0`)
         au_rules (dict, optional): Centre rules for AUs without a built-in one, as
             ``{AU: ((landmark_a, landmark_b), offset_in_rulers)}``
-            (see :class:`mgrr_pyg.facs.AUCentreRule`).
-        stem_channels (tuple): Widths of the two region layers; the second is the
-            channel count :math:`c` of :math:`O_G` (64).
-        stem_grids (tuple): Cells per side of the three patch levels (8, 4, 2).
-        align_channels (tuple): Widths of the alignment branch's three blocks.
-        align_hidden (int): The alignment feature width (512).
-        region_channels (int): Width of the shared conv before per-AU pooling.
-        box_half_size (int): Half side of an AU box, in cells (3: a 7x7 box).
-        box_decay (float): Box value :math:`1 - d / \text{box\_decay}`.
-        d_v (int): AU feature width :math:`d_v` (512).
-        num_layers (int): :math:`K` relational reasoning layers (2).
+            (see :class:`mgrr_pyg.facs.AUCentreRule`). (default: :obj:`None`)
+    """
+
+    SECTION: ClassVar[str] = "regions"
+
+    hidden_channels: int = 128
+    box_half_size: int = 3
+    box_decay: float = 11.0
+    au_rules: Optional[dict] = None
+
+    def __post_init__(self) -> None:
+        if self.au_rules is not None:
+            if not isinstance(self.au_rules, dict):
+                raise self._error("au_rules", "expected a dict {AU: ((landmark_a, landmark_b), "
+                                              f"offset_in_rulers)}}, found {self.au_rules!r}")
+            # (int() also reads JSON's string keys back)
+            self.au_rules = {int(au): (tuple(int(i) for i in rule[0]), float(rule[1]))
+                             for au, rule in self.au_rules.items()}
+            resolve_au_rules((), self.au_rules)  # a bad landmark index raises here
+        for name in ("hidden_channels", "box_half_size"):
+            if not _positive_int(getattr(self, name)):
+                raise self._error(name, f"expected a positive int, found {getattr(self, name)!r}")
+        if isinstance(self.box_decay, bool) or not isinstance(self.box_decay, (int, float)) \
+                or not self.box_decay > 0:
+            raise self._error("box_decay", f"expected a positive number, found {self.box_decay!r}")
+
+
+@dataclass
+class ReasoningConfig(_Part):
+    r"""The :math:`K` multi-level relational reasoning layers (Eq. 3-8).
+
+    Args:
+        num_layers (int): :math:`K`. (default: :obj:`2`)
         use_region_graph (bool): :math:`D_G`, the region graph (Eq. 5).
         use_global (bool): :math:`O_G` as an input of the global fusion.
         use_channel (bool): :math:`C_G`, channel graph attention.
-        use_pixel (bool): :math:`P_G`, pixel graph attention.
+        use_pixel (bool): :math:`P_G`, pixel graph attention. (the four Table 6
+            switches; default: all :obj:`True`)
+        region_layer (str): The region-graph layer, by registered name or PyG conv name
+            (:func:`mgrr_pyg.layers.resolve_layer`). (default: ``"region_graph_conv"``)
+        region_topology: ``"complete"`` or ``"prior"`` / ``("prior", threshold)``:
+            edges where the stored prior exceeds the threshold (default 0).
         prior_init (str): Region adjacency initialisation: ``"cooccurrence"``
             (identity until :meth:`MGRRNet.set_prior` gives the training fold's
             prior), ``"random"`` or ``"identity"``.
         per_au_weights (bool): Per-AU :math:`\mathbf{W}_s, \mathbf{W}_n` in Eq. 5.
-        region_layer (str): Region layer by registered name or PyG conv name
-            (:func:`mgrr_pyg.layers.resolve_layer`).
-        attention_layer (str): Attention layer, likewise.
-        region_topology: ``"complete"`` or ``"prior"`` / ``("prior", threshold)``:
-            edges where the stored prior exceeds the threshold (default 0).
+        attention_layer (str): The layer of both graph-attention branches, likewise.
+            (default: ``"multihead_graph_attention"``)
         channel_topology: ``"complete"`` or ``("knn", k)``.
         pixel_topology: ``"complete"``, ``("grid", hops)`` or ``("knn", k)``.
-        embed_dim (int): :math:`D` (1024).
-        heads (int): :math:`L` (8).
+        embed_dim (int): :math:`D`. (default: :obj:`1024`)
+        heads (int): :math:`L`, dividing :math:`D`. (default: :obj:`8`)
         pooling (str): How :math:`G^k` becomes a vector per AU: ``"attention"``
             (one learned query per AU) or ``"mean"`` (global average pooling).
     """
 
-    name: str = "custom"
-    aus: tuple = BP4D_AUS
-    au_rules: Optional[dict] = None
-    stem_channels: tuple = (32, 64)
-    stem_grids: tuple = (8, 4, 2)
-    align_channels: tuple = (96, 128, 160)
-    align_hidden: int = 512
-    region_channels: int = 128
-    box_half_size: int = 3
-    box_decay: float = 11.0
-    d_v: int = 512
+    SECTION: ClassVar[str] = "reasoning"
+
     num_layers: int = 2
+    # Table 6 switches: D_G, O_G, C_G, P_G
     use_region_graph: bool = True
     use_global: bool = True
     use_channel: bool = True
     use_pixel: bool = True
+    # region graph D_G (Eq. 5)
     prior_init: str = "cooccurrence"
     per_au_weights: bool = False
     region_layer: str = "region_graph_conv"
+    # graph attention C_G, P_G (Eq. 3-4)
     attention_layer: str = "multihead_graph_attention"
+    # topologies
     region_topology: Topology = "complete"
     channel_topology: Topology = "complete"
     pixel_topology: Topology = "complete"
     embed_dim: int = 1024
     heads: int = 8
+    # G^k -> one vector per AU
     pooling: str = "attention"
 
     def __post_init__(self) -> None:
-        for name in ("aus", "stem_channels", "stem_grids", "align_channels"):
-            setattr(self, name, _as_tuple(getattr(self, name)))
         for name in ("region_topology", "channel_topology", "pixel_topology"):
             value = getattr(self, name)
             setattr(self, name, value if isinstance(value, str) else _as_tuple(value))
-        if self.au_rules is not None:
-            self.au_rules = {int(au): (tuple(int(i) for i in rule[0]), float(rule[1]))
-                             for au, rule in dict(self.au_rules).items()}
-        self.validate()
-
-    # -- validation -------------------------------------------------------------------
-    def validate(self) -> None:
-        """Raise a ValueError naming the field for any inconsistent setting."""
-        if not self.aus or len(set(self.aus)) != len(self.aus) or \
-                not all(isinstance(a, int) and not isinstance(a, bool) for a in self.aus):
-            raise ValueError(f"aus: expected distinct AU numbers (ints), found {self.aus!r}")
-        for au, rule in (self.au_rules or {}).items():
-            AUCentreRule(*rule)  # raises for bad landmark indices
-        missing = [au for au in self.aus if au not in AU_CENTRE_RULES
-                   and au not in (self.au_rules or {})]
-        if missing:
-            raise ValueError(
-                f"aus: no centre rule for AU {missing}; built-in rules cover "
-                f"{sorted(AU_CENTRE_RULES)}. Give one in au_rules, e.g. "
-                f"au_rules={{{missing[0]}: ((landmark_a, landmark_b), offset_in_rulers)}}")
-        if len(self.stem_channels) != 2 or any(c % 4 or c < 4 for c in self.stem_channels):
-            raise ValueError("stem_channels: expected two widths divisible by 4, found "
-                             f"{self.stem_channels!r}")
-        if len(self.stem_grids) != 3 or any(176 % g or 88 % g for g in self.stem_grids):
-            raise ValueError("stem_grids: expected three grid sizes dividing 88 and 176, found "
-                             f"{self.stem_grids!r}")
-        if len(self.align_channels) != 3:
-            raise ValueError(f"align_channels: expected three widths, found {self.align_channels!r}")
-        for name in ("align_hidden", "region_channels", "d_v", "embed_dim", "heads",
-                     "num_layers", "box_half_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: expected a positive int, found {value!r}")
+        for name in ("num_layers", "embed_dim", "heads"):
+            if not _positive_int(getattr(self, name)):
+                raise self._error(name, f"expected a positive int, found {getattr(self, name)!r}")
         if self.embed_dim % self.heads:
-            raise ValueError(f"heads: must divide embed_dim={self.embed_dim}, found "
-                             f"heads={self.heads}")
+            raise self._error("heads", f"must divide embed_dim={self.embed_dim}, found "
+                                       f"heads={self.heads}")
         if self.prior_init not in PRIOR_INITS:
-            raise ValueError(f"prior_init: expected one of {PRIOR_INITS}, found "
-                             f"{self.prior_init!r}")
+            raise self._error("prior_init", f"expected one of {PRIOR_INITS}, found "
+                                            f"{self.prior_init!r}")
         if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling: expected one of {POOLINGS}, found {self.pooling!r}")
+            raise self._error("pooling", f"expected one of {POOLINGS}, found {self.pooling!r}")
         self.region_threshold()  # validates region_topology
-        _check_topology("channel_topology", self.channel_topology, ("complete", "knn"))
-        _check_topology("pixel_topology", self.pixel_topology, ("complete", "grid", "knn"))
+        self._check_topology("channel_topology", ("complete", "knn"))
+        self._check_topology("pixel_topology", ("complete", "grid", "knn"))
 
     def region_threshold(self) -> Optional[float]:
         """None for the complete region graph, else the prior threshold."""
@@ -161,105 +247,223 @@ class MGRRConfig:
         if isinstance(spec, tuple) and len(spec) == 2 and spec[0] == "prior" and \
                 isinstance(spec[1], (int, float)) and not isinstance(spec[1], bool):
             return float(spec[1])
-        raise ValueError("region_topology: expected 'complete', 'prior' or "
-                         f"('prior', threshold), found {spec!r}")
+        raise self._error("region_topology", "expected 'complete', 'prior' or "
+                                             f"('prior', threshold), found {spec!r}")
 
-    # -- serialisation ----------------------------------------------------------------
-    def to_dict(self) -> dict:
-        """Plain python types only (lists, dicts, str, int, float, bool, None)."""
-        out = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name == "au_rules" and value is not None:
-                value = {int(au): [list(rule[0]), float(rule[1])] for au, rule in value.items()}
-            out[f.name] = _as_list(value)
-        return out
+    def _check_topology(self, name: str, allowed: tuple) -> None:
+        spec = getattr(self, name)
+        if spec == "complete" and "complete" in allowed:
+            return
+        if isinstance(spec, tuple) and len(spec) == 2 and spec[0] in allowed and \
+                spec[0] != "complete" and isinstance(spec[1], int) and \
+                not isinstance(spec[1], bool) and spec[1] >= (1 if spec[0] == "knn" else 0):
+            return
+        forms = ["'complete'"] + [f"('{a}', {'k' if a == 'knn' else 'hops'})"
+                                 for a in allowed if a != "complete"]
+        raise self._error(name, f"expected one of {', '.join(forms)}, found {spec!r}")
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "MGRRConfig":
-        """Rebuild from :meth:`to_dict`; unknown keys are a ValueError."""
-        if not isinstance(data, dict):
-            raise ValueError(f"MGRRConfig.from_dict: expected a dict, found {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"MGRRConfig: unknown key(s) {unknown}; known keys are "
-                             f"{sorted(known)}")
-        return cls(**data)
 
-    def replace(self, **overrides) -> "MGRRConfig":
-        """A copy with some fields changed (unknown names are a ValueError)."""
-        known = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ValueError(f"MGRRConfig: unknown field(s) {unknown}; known fields are "
-                             f"{sorted(known)}")
-        return dataclasses.replace(self, **overrides)
+#: The parts of :class:`MGRRConfig` by section name.
+PARTS: dict[str, type] = {"stem": StemConfig, "alignment": AlignmentConfig,
+                          "regions": RegionConfig, "reasoning": ReasoningConfig}
+
+#: Flat key -> (section, field), in the order of :meth:`MGRRConfig.to_dict` (the order of
+#: the ungrouped configuration); section ``None``: a field of MGRRConfig itself.
+FLAT_KEYS: dict[str, tuple[Optional[str], str]] = {
+    "name": (None, "name"),
+    "aus": (None, "aus"),
+    "au_rules": ("regions", "au_rules"),
+    "stem_channels": ("stem", "channels"),
+    "stem_grids": ("stem", "grids"),
+    "align_channels": ("alignment", "channels"),
+    "align_hidden": ("alignment", "hidden"),
+    "region_channels": ("regions", "hidden_channels"),
+    "box_half_size": ("regions", "box_half_size"),
+    "box_decay": ("regions", "box_decay"),
+    "d_v": (None, "d_v"),
+    **{f.name: ("reasoning", f.name) for f in dataclasses.fields(ReasoningConfig)},
+}
+_FLAT_KEY_OF = {path: key for key, path in FLAT_KEYS.items()}
+
+
+def setting_name(section: Optional[str], name: str) -> str:
+    """A setting as messages name it: its flat key (what ``--set`` takes), and its
+    field in the part where the names differ: ``"stem_channels (stem.channels)"``,
+    ``"num_layers"``."""
+    flat = _FLAT_KEY_OF.get((section, name))
+    if not section or flat is None:
+        return f"{section}.{name}" if section else name
+    return flat if flat == name else f"{flat} ({section}.{name})"
+
+
+@dataclass
+class MGRRConfig:
+    r"""Everything that defines an MGRR-Net (paper section 4.2 defaults).
+
+    Args:
+        name (str): Preset name it came from (informative only).
+        aus (tuple of int): AU numbers = region-graph nodes, in label-column order.
+        d_v (int): AU feature width :math:`d_v` (512), shared by the AU features, the
+            reasoning layers and the classifiers.
+        stem (StemConfig): :math:`O_G` from the image.
+        alignment (AlignmentConfig): The landmark branch.
+        regions (RegionConfig): AU regions and the AU features :math:`V^0`.
+        reasoning (ReasoningConfig): The relational reasoning layers.
+
+    Build one from a preset with :func:`~mgrr_pyg.model.get_config`; change settings
+    with :meth:`replace` (dotted paths or flat keys).
+    """
+
+    name: str = "custom"
+    aus: tuple = BP4D_AUS
+    d_v: int = 512
+    stem: StemConfig = field(default_factory=StemConfig)
+    alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
+    regions: RegionConfig = field(default_factory=RegionConfig)
+    reasoning: ReasoningConfig = field(default_factory=ReasoningConfig)
+
+    def __post_init__(self) -> None:
+        self.aus = _as_tuple(self.aus)
+        for section, part in PARTS.items():
+            value = getattr(self, section)
+            if isinstance(value, dict):
+                value = _part_from_dict(section, value)
+            elif not isinstance(value, part):
+                raise ValueError(f"{section}: expected a {part.__name__} or a dict of its "
+                                 f"fields, found {type(value).__name__}")
+            setattr(self, section, value)
+        self.validate()
+
+    # -- validation -------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise a ValueError naming the setting for any inconsistent value (each part
+        checks its own fields when it is built; this checks what spans parts)."""
+        if not self.aus or len(set(self.aus)) != len(self.aus) or \
+                not all(isinstance(a, int) and not isinstance(a, bool) for a in self.aus):
+            raise ValueError(f"aus: expected distinct AU numbers (ints), found {self.aus!r}")
+        resolve_au_rules(self.aus, self.regions.au_rules)  # every AU has a centre rule
+        if not _positive_int(self.d_v):
+            raise ValueError(f"d_v: expected a positive int, found {self.d_v!r}")
 
     @property
     def num_aus(self) -> int:
         return len(self.aus)
 
+    # -- keys -------------------------------------------------------------------------
+    @staticmethod
+    def override_keys() -> list[str]:
+        """Every key :meth:`replace` accepts: the flat keys, the section names and the
+        dotted paths (``stem.channels``)."""
+        dotted = [f"{section}.{f.name}" for section, part in PARTS.items()
+                  for f in dataclasses.fields(part)]
+        return list(FLAT_KEYS) + list(PARTS) + dotted
 
-def _check_topology(name: str, spec, allowed: tuple) -> None:
-    if spec == "complete" and "complete" in allowed:
-        return
-    if isinstance(spec, tuple) and len(spec) == 2 and spec[0] in allowed and \
-            spec[0] != "complete" and isinstance(spec[1], int) and \
-            not isinstance(spec[1], bool) and spec[1] >= (1 if spec[0] == "knn" else 0):
-        return
-    forms = ["'complete'"] + [f"('{a}', {'k' if a == 'knn' else 'hops'})"
-                             for a in allowed if a != "complete"]
-    raise ValueError(f"{name}: expected one of {', '.join(forms)}, found {spec!r}")
+    def replace(self, **overrides) -> "MGRRConfig":
+        """A copy with some settings changed, applied in order (a later key wins):
+        flat keys (``num_layers=3``), dotted paths (``**{"reasoning.num_layers": 3}``)
+        or whole parts (``reasoning=ReasoningConfig(...)``, or a dict of the fields to
+        change). Unknown keys are a ValueError."""
+        return self._with(overrides, "field(s)")
+
+    def _with(self, overrides: dict, what: str) -> "MGRRConfig":
+        unknown = [key for key in overrides if _path(key) is None]
+        if unknown:
+            raise ValueError(f"MGRRConfig: unknown {what} {unknown}; known "
+                             f"{'keys' if what == 'key(s)' else 'fields'} are "
+                             f"{sorted(FLAT_KEYS)}, the sections {list(PARTS)} and their "
+                             "dotted fields (e.g. 'reasoning.num_layers')")
+        top: dict[str, Any] = {}
+        parts: dict[str, dict] = {}
+        for key, value in overrides.items():
+            section, name = _path(key)
+            if section is None and name in PARTS:  # a whole part
+                if isinstance(value, PARTS[name]):
+                    parts[name] = {f.name: getattr(value, f.name)
+                                   for f in dataclasses.fields(value)}
+                elif isinstance(value, dict):
+                    parts.setdefault(name, {}).update(_fields_of(name, value))
+                else:
+                    raise ValueError(f"{name}: expected a {PARTS[name].__name__} or a dict of "
+                                     f"its fields, found {type(value).__name__}")
+            elif section is None:
+                top[name] = value
+            else:
+                parts.setdefault(section, {})[name] = value
+        for section, changes in parts.items():  # each part built (and validated) once
+            top[section] = getattr(self, section).replace(**changes)
+        return dataclasses.replace(self, **top)
+
+    # -- serialisation ----------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """The flat keys (see the module docstring) with plain python values only
+        (lists, dicts, str, int, float, bool, None)."""
+        out = {}
+        for key, (section, name) in FLAT_KEYS.items():
+            value = getattr(getattr(self, section) if section else self, name)
+            if key == "au_rules" and value is not None:
+                value = {int(au): [list(rule[0]), float(rule[1])] for au, rule in value.items()}
+            out[key] = _as_list(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "MGRRConfig":
+        """Rebuild from :meth:`to_dict` (the flat dict of every checkpoint) or from a
+        nested dict ``{"stem": {...}, ...}``; unknown keys are a ValueError."""
+        if not isinstance(data, dict):
+            raise ValueError(f"MGRRConfig.from_dict: expected a dict, found {type(data).__name__}")
+        return cls()._with(data, "key(s)")
+
+    # -- the flat names, read as attributes ---------------------------------------------
+    def __getattr__(self, name: str):
+        # Only called for names not found normally: the flat keys of the ungrouped
+        # configuration (config.num_layers), kept readable with a warning.
+        path = FLAT_KEYS.get(name)
+        if path is None or path[0] is None or name.startswith("__"):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        section, field_name = path
+        warnings.warn(f"MGRRConfig.{name} is deprecated; read config.{section}.{field_name}",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(self.__dict__[section], field_name)
 
 
-def _disfa(name: str, **changes) -> MGRRConfig:
-    return MGRRConfig(name=name, aus=DISFA_AUS, **changes)
+def _path(key: str) -> Optional[tuple[Optional[str], str]]:
+    """(section, field) of a flat key, a dotted path or a section name; None if unknown."""
+    if not isinstance(key, str):
+        return None
+    if key in FLAT_KEYS:
+        return FLAT_KEYS[key]
+    if key in PARTS:
+        return None, key
+    section, _, name = key.partition(".")
+    if section in PARTS and name in {f.name for f in dataclasses.fields(PARTS[section])}:
+        return section, name
+    return None
 
 
-def _table6(name: str, region: bool, global_: bool, channel: bool, pixel: bool) -> MGRRConfig:
-    return _disfa(name, use_region_graph=region, use_global=global_, use_channel=channel,
-                  use_pixel=pixel)
+def _fields_of(section: str, values: dict) -> dict:
+    known = [f.name for f in dataclasses.fields(PARTS[section])]
+    unknown = [key for key in values if key not in known]
+    if unknown:
+        raise ValueError(f"{section}: unknown field(s) {unknown}; {PARTS[section].__name__} "
+                         f"has {known}")
+    return dict(values)
 
 
-#: Named presets. Table 6 / 7 ablations use DISFA's AUs (as the paper does).
-PRESETS: dict[str, MGRRConfig] = {
-    "mgrr_bp4d": MGRRConfig(name="mgrr_bp4d", aus=BP4D_AUS),
-    "mgrr_disfa": _disfa("mgrr_disfa"),
-    # Table 6: D_G, O_G, C_G, P_G
-    "table6_1": _table6("table6_1", False, False, False, False),
-    "table6_2": _table6("table6_2", True, False, False, False),
-    "table6_3": _table6("table6_3", True, True, False, False),
-    "table6_4": _table6("table6_4", True, False, True, True),
-    "table6_5": _table6("table6_5", True, True, True, False),
-    "table6_6": _table6("table6_6", True, True, False, True),
-    "table6_full": _table6("table6_full", True, True, True, True),
-    # Table 7: number of relational reasoning layers K
-    "table7_k1": _disfa("table7_k1", num_layers=1),
-    "table7_k2": _disfa("table7_k2", num_layers=2),
-    "table7_k3": _disfa("table7_k3", num_layers=3),
-    # Small widths for tests; same input size and code paths.
-    "tiny": MGRRConfig(name="tiny", aus=BP4D_AUS, stem_channels=(8, 16),
-                       align_channels=(8, 8, 8), align_hidden=32, region_channels=16,
-                       d_v=32, embed_dim=32, heads=2),
-}
+def _part_from_dict(section: str, values: dict):
+    return PARTS[section](**_fields_of(section, values))
 
 
-def get_config(name: str, **overrides) -> MGRRConfig:
-    """The preset ``name`` with ``overrides`` applied (unknown preset / field: ValueError)."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; presets are {sorted(PRESETS)}")
-    config = PRESETS[name].replace(**overrides)
-    return config
+__all__ = ["AlignmentConfig", "FLAT_KEYS", "MGRRConfig", "PARTS", "POOLINGS", "PRIOR_INITS",
+           "ReasoningConfig", "RegionConfig", "StemConfig", "setting_name"]
 
 
-def create_model(name: Union[str, MGRRConfig] = "mgrr_bp4d", **overrides):
-    """Build an :class:`~mgrr_pyg.model.MGRRNet` from a preset name (or a config) and
-    field overrides, e.g. ``create_model("mgrr_disfa", num_layers=3)``."""
-    from .mgrr_net import MGRRNet
+def __getattr__(name: str):
+    # The preset names that lived here before mgrr_pyg.model.presets; the import runs only
+    # when an old name is used (presets imports this module, never the other way round).
+    if name in ("PRESETS", "get_config", "create_model"):
+        warnings.warn(f"mgrr_pyg.model.config.{name} moved to mgrr_pyg.model.presets",
+                      DeprecationWarning, stacklevel=2)
+        from . import presets
 
-    if isinstance(name, MGRRConfig):
-        config = name.replace(**overrides)
-    else:
-        config = get_config(name, **overrides)
-    return MGRRNet(config)
+        return getattr(presets, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

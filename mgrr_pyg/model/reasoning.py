@@ -1,6 +1,6 @@
 r"""One multi-level relational reasoning layer of MGRR-Net (paper section 3.3-3.4,
 Eq. 3-8) and its parts: the channel and pixel graph-attention branches (:math:`C_G`,
-:math:`P_G`), the per-AU pooling of the fused global map, and the layer itself.
+:math:`P_G`), the per-AU pooling of the gated map :math:`G^k`, and the layer itself.
 
 Graphs are explicit PyG graphs built by :mod:`mgrr_pyg.graphs`; on the hot path the
 layers get plain tensors from the cached :func:`~mgrr_pyg.graphs.graph_structure` and
@@ -17,6 +17,8 @@ from torch_geometric.utils import add_self_loops
 from mgrr_pyg.graphs import (channel_graph_to_map, graph_structure, knn_edge_index,
                              pixel_graph_to_map)
 from mgrr_pyg.layers import GatedFusion, resolve_layer
+
+from .config import ReasoningConfig
 
 
 def node_edges(topology, num_graphs: int, num_nodes: int, device,
@@ -154,8 +156,8 @@ class PixelGraphAttention(ChannelGraphAttention):
 
 
 class AUGlobalPooling(nn.Module):
-    r""":math:`g_i^k`: the fused global map :math:`G^k` pooled to a :math:`d_v` vector
-    for each AU.
+    r""":math:`g_i^k`: the gated map :math:`G^k` (the global fusion's output) pooled to
+    a :math:`d_v` vector for each AU.
 
     ``"attention"`` (default): one learned query :math:`\mathbf{q}_i` per AU attends
     over all pixels (global context, but each AU asks its own question),
@@ -194,12 +196,12 @@ class AUGlobalPooling(nn.Module):
         self.project.reset_parameters()
         self.norm.reset_parameters()
 
-    def forward(self, fused: Tensor) -> tuple[Tensor, Optional[Tensor]]:
-        batch, channels, height, width = fused.shape
+    def forward(self, gated_map: Tensor) -> tuple[Tensor, Optional[Tensor]]:
+        batch, channels, height, width = gated_map.shape
         if self.query is None:
-            pooled = fused.mean((2, 3)).unsqueeze(1).expand(-1, self.num_aus, -1)
+            pooled = gated_map.mean((2, 3)).unsqueeze(1).expand(-1, self.num_aus, -1)
             return self._project(pooled), None
-        pixels = fused.flatten(2)  # [B, c, HW]
+        pixels = gated_map.flatten(2)  # [B, c, HW]
         # scaled like dot-product attention: G^k has unit-RMS channels (rescaled GFC)
         scores = torch.einsum("nc,bcp->bnp", self.query, pixels) / channels ** 0.5
         attention = torch.softmax(scores, -1)  # [B, n, HW]
@@ -240,39 +242,38 @@ class RelationalReasoningLayer(nn.Module):
         d_v (int): AU feature width.
         channels (int): :math:`c` of :math:`O_G`.
         map_size (int): Side of :math:`O_G`.
-        use_region_graph, use_global, use_channel, use_pixel (bool): The switches.
-        region_layer, attention_layer: For :func:`~mgrr_pyg.layers.resolve_layer`.
-        adjacency_init: ``"identity"``, ``"random"`` or an :math:`(n, n)` prior.
-        per_au_weights (bool): Per-AU maps in Eq. 5.
-        embed_dim (int), heads (int): :math:`D`, :math:`L`.
-        channel_topology, pixel_topology: Graph topologies.
-        pooling (str): ``"attention"`` or ``"mean"``.
+        config (ReasoningConfig, optional): The switches, layers, topologies, widths
+            and pooling (see :class:`~mgrr_pyg.model.ReasoningConfig`; ``num_layers`` is
+            the model's). ``prior_init="random"`` draws the adjacency at random, the
+            others start from the identity (the model's ``set_prior`` sets the prior).
+            (default: :obj:`ReasoningConfig()`, the paper's)
 
     Shapes:
         - **input:** :math:`V^k` :math:`(B, n, d_v)`, :math:`O_G^k` :math:`(B, c, S, S)`,
           the region graph ``(edge_index, au_index, dense_size)``
         - **output:** :math:`V^{k+1}`, :math:`O_G^{k+1}` and a dict of
-          ``fused`` (:math:`G^k` or None) and ``pool_attention`` (or None)
+          ``gated_map`` (:math:`G^k` or None) and ``pool_attention`` (or None)
     """
 
-    def __init__(self, num_aus: int, d_v: int, channels: int, map_size: int, *,
-                 use_region_graph: bool = True, use_global: bool = True,
-                 use_channel: bool = True, use_pixel: bool = True,
-                 region_layer="region_graph_conv", attention_layer="multihead_graph_attention",
-                 adjacency_init="identity", per_au_weights: bool = False,
-                 embed_dim: int = 1024, heads: int = 8, channel_topology="complete",
-                 pixel_topology="complete", pooling: str = "attention") -> None:
+    def __init__(self, num_aus: int, d_v: int, channels: int, map_size: int,
+                 config: Optional[ReasoningConfig] = None) -> None:
         super().__init__()
+        config = ReasoningConfig() if config is None else config
         self.num_aus, self.d_v = num_aus, d_v
-        self.region = (resolve_layer("region", region_layer, d_v, d_v, num_aus=num_aus,
+        use_channel, use_pixel, use_global = (config.use_channel, config.use_pixel,
+                                              config.use_global)
+        adjacency_init = "random" if config.prior_init == "random" else "identity"
+        # (The construction order is the parameter initialisation order: keep it.)
+        self.region = (resolve_layer("region", config.region_layer, d_v, d_v, num_aus=num_aus,
                                      adjacency_init=adjacency_init,
-                                     per_au_weights=per_au_weights)
-                       if use_region_graph else None)
-        self.channel = (ChannelGraphAttention(channels, map_size, attention_layer, embed_dim,
-                                              heads, channel_topology)
+                                     per_au_weights=config.per_au_weights)
+                       if config.use_region_graph else None)
+        self.channel = (ChannelGraphAttention(channels, map_size, config.attention_layer,
+                                              config.embed_dim, config.heads,
+                                              config.channel_topology)
                         if use_channel else None)
-        self.pixel = (PixelGraphAttention(channels, map_size, attention_layer, embed_dim,
-                                          heads, pixel_topology)
+        self.pixel = (PixelGraphAttention(channels, map_size, config.attention_layer,
+                                          config.embed_dim, config.heads, config.pixel_topology)
                       if use_pixel else None)
         c = channels
         self.attention_fusion = (GatedFusion(c if use_channel else None,
@@ -282,7 +283,7 @@ class RelationalReasoningLayer(nn.Module):
         self.global_fusion = (GatedFusion(c if use_global else None,
                                           c if has_attention else None, c, kind="map", rescale=True)
                               if use_global or has_attention else None)
-        self.pooling = (AUGlobalPooling(c, d_v, num_aus, pooling)
+        self.pooling = (AUGlobalPooling(c, d_v, num_aus, config.pooling)
                         if self.global_fusion is not None else None)
         self.au_fusion = GatedFusion(d_v, d_v if self.pooling is not None else None, d_v,
                                      kind="vector", rescale=True)
@@ -310,7 +311,7 @@ class RelationalReasoningLayer(nn.Module):
             refined = self.region(au_features.reshape(batch * num_aus, d_v), edge_index,
                                   au_index, dense_size=dense_size).view(batch, num_aus, -1)
         # Global levels (Eq. 3-4) and hierarchical fusion (Eq. 6-8).
-        fused, pool_attention, context = None, None, None
+        gated_map, pool_attention, context = None, None, None
         if self.global_fusion is not None:
             attended = None
             if self.attention_fusion is not None:
@@ -319,11 +320,11 @@ class RelationalReasoningLayer(nn.Module):
                 pixel_map = (self.pixel(global_map, pixel_graph)
                              if self.pixel is not None else None)
                 attended = self.attention_fusion(channel_map, pixel_map)
-            fused = self.global_fusion(global_map if self.use_global else None, attended)
-            context, pool_attention = self.pooling(fused)  # [B, n, d_v]
+            gated_map = self.global_fusion(global_map if self.use_global else None, attended)
+            context, pool_attention = self.pooling(gated_map)  # [B, n, d_v]
         next_features = self.au_fusion(refined, context)  # [B, n, d_v]
-        next_map = fused if fused is not None else global_map
-        return next_features, next_map, {"fused": fused, "pool_attention": pool_attention}
+        next_map = gated_map if gated_map is not None else global_map  # O_G^{k+1} = G^k
+        return next_features, next_map, {"gated_map": gated_map, "pool_attention": pool_attention}
 
     def extra_repr(self) -> str:
         parts = [name for name, on in (("D_G", self.region is not None), ("O_G", self.use_global),

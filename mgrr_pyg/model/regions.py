@@ -1,4 +1,4 @@
-r"""AU regions from landmarks and the per-AU region features :math:`V`.
+r"""AU regions from landmarks and the AU features :math:`V^0` pooled in them.
 
 Two centres per AU come from :func:`mgrr_pyg.facs.au_centres` (JAA-Net's rule, the one
 implementation in the package). Each centre gets a box attention map on the
@@ -23,40 +23,24 @@ Decided details (the paper leaves them open):
 """
 from __future__ import annotations
 
+import warnings
 from typing import Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from mgrr_pyg.facs import CROP_SIZE, NUM_LANDMARKS, AUCentreRule, au_centres
-
-#: How far (crop pixels) a given landmark may lie outside the crop before it is
-#: treated as a coordinate-system mistake: one box half-size (3 cells of 4 pixels).
-LANDMARK_TOLERANCE = 12.0
+from mgrr_pyg import facs
+from mgrr_pyg.facs import CROP_SIZE, LANDMARK_TOLERANCE, AUCentreRule, au_centres
 
 
 def check_landmarks(landmarks: Tensor, name: str = "landmarks", crop_size: int = CROP_SIZE,
                     tolerance: float = LANDMARK_TOLERANCE) -> None:
     """Raise a ValueError unless ``landmarks`` is a finite ``[B, 49, 2]`` tensor of crop
-    pixel coordinates, each point inside the crop up to ``tolerance`` pixels."""
-    if not isinstance(landmarks, Tensor) or landmarks.dim() != 3 or \
-            tuple(landmarks.shape[1:]) != (NUM_LANDMARKS, 2):
-        found = tuple(landmarks.shape) if isinstance(landmarks, Tensor) else type(landmarks).__name__
-        raise ValueError(f"{name}: expected a tensor of shape [B, {NUM_LANDMARKS}, 2] "
-                         f"(crop pixels), found {found}")
-    finite = torch.isfinite(landmarks).all(-1)  # [B, 49]
-    if not bool(finite.all()):
-        sample, point = (~finite).nonzero()[0].tolist()
-        raise ValueError(f"{name}: sample {sample}, point {point} is not finite "
-                         f"({landmarks[sample, point].tolist()}); landmarks must be finite")
-    low, high = -tolerance, crop_size - 1 + tolerance
-    outside = ((landmarks < low) | (landmarks > high)).any(-1)  # [B, 49]
-    if bool(outside.any()):
-        sample, point = outside.nonzero()[0].tolist()
-        raise ValueError(
-            f"{name}: sample {sample}, point {point} = {landmarks[sample, point].tolist()} lies "
-            f"outside the {crop_size}x{crop_size} crop (allowed {low:g}..{high:g}); landmarks "
-            f"must be in crop pixel coordinates ({int(outside.sum())} points outside in all)")
+    pixel coordinates, each point inside the crop up to ``tolerance`` pixels: the
+    landmarks the model takes (:func:`mgrr_pyg.facs.check_landmarks`, the one validator,
+    with these settings)."""
+    facs.check_landmarks(landmarks, name, batched=True, crop_size=crop_size,
+                         tolerance=tolerance)
 
 
 def point_to_cell(coordinates: Tensor, map_size: int = 44, crop_size: int = CROP_SIZE) -> Tensor:
@@ -100,7 +84,8 @@ def au_attention_maps(landmarks: Tensor, aus: Sequence[int],
         landmarks (torch.Tensor): :math:`(B, 49, 2)` in crop pixels.
         aus (sequence of int): AU numbers, in output order.
         rules (mapping, optional): AU -> :class:`~mgrr_pyg.facs.AUCentreRule` for AUs
-            without a built-in rule. (default: :obj:`None`)
+            without a built-in rule (:func:`mgrr_pyg.facs.resolve_au_rules`).
+            (default: :obj:`None`)
         map_size, crop_size, half_size, decay: see :func:`box_maps`.
         check (bool, optional): Validate the landmarks with :func:`check_landmarks`
             (off for the model's own predictions, which are clamped instead).
@@ -114,24 +99,17 @@ def au_attention_maps(landmarks: Tensor, aus: Sequence[int],
     if check:
         check_landmarks(landmarks, "landmarks", crop_size)
     landmarks = landmarks.detach()
-    centres = au_centres(landmarks, tuple(aus), _merged_rules(rules))  # [B, n, 2, 2]
+    centres = au_centres(landmarks, tuple(aus), rules)  # [B, n, 2, 2]
     centres = centres.clamp(0, crop_size - 1)
     cells = point_to_cell(centres, map_size, crop_size)  # [B, n, 2, 2] (x, y)
     boxes = box_maps(cells, map_size, half_size, decay)  # [B, n, 2, S, S]
     return boxes.amax(dim=2), boxes, centres
 
 
-def _merged_rules(rules: Optional[Mapping[int, AUCentreRule]]):
-    if not rules:
-        return None
-    from mgrr_pyg.facs import AU_CENTRE_RULES
-
-    return {**AU_CENTRE_RULES, **rules}
-
-
-class AURegionFeatures(nn.Module):
-    r"""Per-AU region features :math:`V = \{\mathbf{v}_i\}` from :math:`O_G` and the
-    AU boxes (the paper's "AU patch features"; the design is ours and light).
+class AUFeatures(nn.Module):
+    r"""The AU features :math:`V^0 = \{\mathbf{v}_i\}` from :math:`O_G` and the AU
+    boxes (the paper's "AU patch features"; the design is ours and light): the node
+    features of the region graph :math:`D_G`.
 
     .. math::
         \mathbf{F} &= \mathrm{ReLU}(\mathrm{BN}(\mathbf{W}_F \star O_G)) \\
@@ -194,3 +172,11 @@ class AURegionFeatures(nn.Module):
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, "
                 f"num_aus={self.num_aus}, hidden={self.hidden_channels}")
+
+
+def __getattr__(name: str):
+    if name == "AURegionFeatures":  # the old name
+        warnings.warn("mgrr_pyg.model.regions.AURegionFeatures is deprecated; use AUFeatures",
+                      DeprecationWarning, stacklevel=2)
+        return AUFeatures
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

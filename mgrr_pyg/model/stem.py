@@ -1,10 +1,12 @@
 r"""The stem: JAA-Net's hierarchical multi-scale region learning, giving the global
 feature :math:`O_G` (64 x 44 x 44 from a 176 x 176 face).
 
-A *region layer* learns local (unshared) filters: the feature map is cut into a
-:math:`g \times g` grid of cells and every cell has its own BatchNorm and its own
-3x3 convolution. Three such patch levels are stacked (8x8, 4x4, 2x2 cells) and their
-outputs are concatenated as a residual of the layer's plain convolution.
+A *multi-scale patch layer* (JAA-Net's "region layer"; here "region" is kept for the AU
+regions and the region graph :math:`D_G`) learns local (unshared) filters: the feature
+map is cut into a :math:`g \times g` grid of cells (patches) and every cell has its own
+BatchNorm and its own 3x3 convolution. Three such patch levels are stacked (8x8, 4x4,
+2x2 cells) and their outputs are concatenated as a residual of the layer's plain
+convolution.
 
 Why the per-cell convolution is one grouped convolution: the cells are folded into the
 channel axis (``[B, C, g h, g w] -> [B, g g C, h, w]``), so cell :math:`r` becomes
@@ -15,8 +17,13 @@ padding at the cell borders*, as JAA-Net crops cells independently) in one kerne
 """
 from __future__ import annotations
 
+import warnings
+from typing import Optional
+
 import torch
 from torch import Tensor, nn
+
+from .config import StemConfig
 
 
 def fold_cells(x: Tensor, grid: int) -> Tensor:
@@ -122,8 +129,9 @@ class PerCellConv(nn.Module):
                 f"grid={self.grid}")
 
 
-class RegionLayer(nn.Module):
-    r"""JAA-Net's hierarchical multi-scale region layer.
+class MultiScalePatchLayer(nn.Module):
+    r"""JAA-Net's hierarchical multi-scale region layer: three patch levels of
+    :class:`PerCellConv` as a residual of a plain convolution.
 
     .. math::
         \mathbf{x} &= \mathbf{W} \star \mathbf{I} \\
@@ -152,10 +160,11 @@ class RegionLayer(nn.Module):
         super().__init__()
         if out_channels % 4:
             raise ValueError(
-                f"RegionLayer out_channels must be divisible by 4 (branches of C/2, C/4, "
-                f"C/4); found {out_channels}")
+                f"MultiScalePatchLayer out_channels must be divisible by 4 (branches of C/2, "
+                f"C/4, C/4); found {out_channels}")
         if len(grids) != 3:
-            raise ValueError(f"RegionLayer grids: expected three grid sizes, found {grids!r}")
+            raise ValueError(f"MultiScalePatchLayer grids: expected three grid sizes, found "
+                             f"{grids!r}")
         self.in_channels, self.out_channels, self.grids = in_channels, out_channels, tuple(grids)
         half, quarter = out_channels // 2, out_channels // 4
         self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
@@ -182,15 +191,16 @@ class RegionLayer(nn.Module):
 
 
 class Stem(nn.Module):
-    r"""Two region layers with max-pooling: the global feature :math:`O_G`.
+    r"""Two multi-scale patch layers with max-pooling: the global feature :math:`O_G`.
 
-    ``RegionLayer(3 -> c_1)`` at 176x176, 2x2 max-pool, ``RegionLayer(c_1 -> c_2)`` at
-    88x88, 2x2 max-pool: :math:`O_G` of :math:`c_2 \times 44 \times 44`.
+    ``MultiScalePatchLayer(3 -> c_1)`` at 176x176, 2x2 max-pool,
+    ``MultiScalePatchLayer(c_1 -> c_2)`` at 88x88, 2x2 max-pool: :math:`O_G` of
+    :math:`c_2 \times 44 \times 44`.
 
     Args:
-        channels (tuple of int, optional): :math:`(c_1, c_2)`. (default: :obj:`(32, 64)`)
-        grids (tuple of int, optional): Cells per side of the patch levels.
-            (default: :obj:`(8, 4, 2)`)
+        config (StemConfig, optional): ``channels`` :math:`(c_1, c_2)` and ``grids``,
+            the cells per side of the patch levels. (default: :obj:`StemConfig()`,
+            (32, 64) and (8, 4, 2))
         in_channels (int, optional): Image channels. (default: :obj:`3`)
 
     Shapes:
@@ -198,11 +208,12 @@ class Stem(nn.Module):
         - **output:** :math:`O_G` :math:`(B, c_2, 44, 44)`
     """
 
-    def __init__(self, channels: tuple[int, int] = (32, 64),
-                 grids: tuple[int, int, int] = (8, 4, 2), in_channels: int = 3) -> None:
+    def __init__(self, config: Optional[StemConfig] = None, in_channels: int = 3) -> None:
         super().__init__()
-        self.layer1 = RegionLayer(in_channels, channels[0], grids)
-        self.layer2 = RegionLayer(channels[0], channels[1], grids)
+        config = StemConfig() if config is None else config
+        channels, grids = config.channels, config.grids
+        self.layer1 = MultiScalePatchLayer(in_channels, channels[0], grids)
+        self.layer2 = MultiScalePatchLayer(channels[0], channels[1], grids)
         self.out_channels = channels[1]
 
     def reset_parameters(self) -> None:
@@ -212,3 +223,11 @@ class Stem(nn.Module):
     def forward(self, image: Tensor) -> Tensor:
         x = max_pool_2x2(self.layer1(image))  # [B, c1, 88, 88]
         return max_pool_2x2(self.layer2(x))  # [B, c2, 44, 44]
+
+
+def __getattr__(name: str):
+    if name == "RegionLayer":  # the old name ("region" now means the AU regions and D_G)
+        warnings.warn("mgrr_pyg.model.stem.RegionLayer is deprecated; use MultiScalePatchLayer",
+                      DeprecationWarning, stacklevel=2)
+        return MultiScalePatchLayer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

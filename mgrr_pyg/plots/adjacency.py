@@ -63,4 +63,43 @@ def plot_adjacency(prior, learned, aus: Sequence[int], path: Optional[Union[str,
     return _finish(fig, path)
 
 
-__all__ = ["plot_adjacency"]
+def plot_adjacencies(prior, learned: Sequence, aus: Sequence[int],
+                     path: Optional[Union[str, Path]] = None, annotate: Optional[bool] = None):
+    """The co-occurrence prior next to every reasoning layer's learned adjacency
+    :math:`A^1 .. A^K` (paper Fig. 5 for all K layers), one row of heat maps on a shared
+    colour scale; row i receives from column j. Arguments as :func:`plot_adjacency`,
+    with ``learned`` a list of ``[n, n]`` matrices (``[layer.adjacency for layer in
+    model.layers]``)."""
+    from matplotlib.figure import Figure
+
+    n = len(aus)
+    if not learned:
+        raise ValueError("learned: expected at least one learned adjacency, found none (a model "
+                         "without the region graph D_G has none)")
+    matrices = [_as_matrix(prior, "prior", n)] + [_as_matrix(m, f"learned[{k}]", n)
+                                                  for k, m in enumerate(learned)]
+    titles = ["predefined prior"] + [f"learned, layer {k + 1}" for k in range(len(learned))]
+    low = min(0.0, min(m.min() for m in matrices))
+    high = max(m.max() for m in matrices)
+    annotate = n <= 12 if annotate is None else annotate
+    labels = [f"AU{a}" for a in aus]
+    fig = Figure(figsize=(4.6 * len(matrices) + 1.0, 4.6))
+    axes = [fig.add_subplot(1, len(matrices), k + 1) for k in range(len(matrices))]
+    for ax, matrix, title in zip(axes, matrices, titles):
+        image = ax.imshow(matrix, cmap="viridis", vmin=low, vmax=high)
+        ax.set_xticks(range(n), labels, rotation=90, fontsize=7)
+        ax.set_yticks(range(n), labels, fontsize=7)
+        ax.set_xlabel("from AU j", fontsize=8)
+        ax.set_title(title, fontsize=10)
+        if annotate:
+            middle = (low + high) / 2
+            for i in range(n):
+                for j in range(n):
+                    ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=4.5,
+                            color="black" if matrix[i, j] > middle else "white")
+    axes[0].set_ylabel("to AU i", fontsize=8)
+    fig.colorbar(image, ax=axes, shrink=0.8)
+    return _finish(fig, path)
+
+
+__all__ = ["plot_adjacencies", "plot_adjacency"]

@@ -1,7 +1,7 @@
 """Evaluation: per-AU F1 / accuracy / ROC AUC, landmark error, label-only baselines,
 tables in the paper's layout and saved per-frame predictions.
 
-The protocol (paper section 4.3, ``spec/data-and-protocol.md``): per AU, on coded
+The protocol (paper section 4.3, ``docs/protocol.md``): per AU, on coded
 frames only (label 9 is excluded, never counted as a negative), frame-based F1 pooled
 over all test frames of the fold, accuracy and ROC AUC (scikit-learn), then the mean
 over AUs ("Avg."). Landmarks: mean point error over the 49 points divided by the

@@ -2,13 +2,15 @@
 skip_bad, a counted skip recorded in the manifest; never a silent drop or a NaN later."""
 import json
 import logging
+import pickle
 
 import numpy as np
 import pytest
 from raw_tree_helpers import write_landmark_csv
 
 from mgrr_pyg.data import BadInputError, PreparedListDataset, SkipLog, prepare_dataset, read_bp4d, read_disfa, read_prepared
-from mgrr_pyg.data.prepared import list_file
+from mgrr_pyg.data.bad_input import MAX_EXAMPLES_PER_REASON, check_landmarks_finite, check_landmarks_inside
+from mgrr_pyg.data.prepared_lists import list_file
 
 
 def prepare(tree, out, skip_bad):
@@ -231,3 +233,70 @@ def test_unreadable_aligned_image_in_the_dataset(prepared_bp4d, tmp_path):
     open(path, "wb").write(data[:200])
     with pytest.raises(ValueError, match=rf"BP4D_part1_path.txt, line 2: expected a readable image {path}"):
         ds[1]
+
+
+# --- the policy itself ---------------------------------------------------------------------
+
+def test_the_policy_raises_by_default_and_counts_when_skipping():
+    strict = SkipLog()
+    with pytest.raises(BadInputError, match="a.csv, line 3: expected 0, 1 or 9") as info:
+        strict.bad("label value", "a.csv, line 3: expected 0, 1 or 9, found '7'")
+    assert info.value.reason == "label value" and strict.total == 0
+
+    lenient = SkipLog(skip_bad=True)
+    for i in range(MAX_EXAMPLES_PER_REASON + 5):
+        lenient.bad("label value", f"message {i}")
+    lenient.skip_or_raise(BadInputError("missing image", "b.jpg: gone"))
+    assert lenient.counts == {"label value": MAX_EXAMPLES_PER_REASON + 5, "missing image": 1}
+    assert lenient.examples["label value"] == [f"message {i}" for i in range(MAX_EXAMPLES_PER_REASON)]
+    assert lenient.total == MAX_EXAMPLES_PER_REASON + 6
+    summary = lenient.summary()
+    assert list(summary["by_reason"]) == ["label value", "missing image"]
+    assert summary["examples"]["missing image"] == ["b.jpg: gone"]
+
+
+def test_merged_logs_add_counts_and_keep_the_example_limit():
+    first, second = SkipLog(skip_bad=True), SkipLog(skip_bad=True)
+    for i in range(MAX_EXAMPLES_PER_REASON - 1):
+        first.record("label row", f"first {i}")
+    second.record("label row", "second 0")
+    second.record("label row", "second 1")
+    second.notes["images without labels (not used)"] += 4
+    first.merge(second)
+    assert first.counts["label row"] == MAX_EXAMPLES_PER_REASON + 1
+    assert first.examples["label row"][-1] == "second 0"
+    assert len(first.examples["label row"]) == MAX_EXAMPLES_PER_REASON
+    assert first.summary()["notes"] == {"images without labels (not used)": 4}
+
+
+def test_bad_input_errors_keep_their_reason_across_process_boundaries():
+    error = pickle.loads(pickle.dumps(BadInputError("unreadable image", "x.jpg: truncated")))
+    assert type(error) is BadInputError and error.reason == "unreadable image"
+    assert str(error) == "x.jpg: truncated"
+
+
+def test_landmark_checks_name_the_frame_and_the_points():
+    points = np.full((49, 2), 10.0)
+    check_landmarks_finite("F001_T1.csv, frame 7", points)
+    points[[3, 30], 1] = np.nan
+    with pytest.raises(BadInputError, match=r"F001_T1.csv, frame 7: expected finite coordinates, "
+                                            r"found NaN/inf at 49-point indices \[3, 30\]") as info:
+        check_landmarks_finite("F001_T1.csv, frame 7", points)
+    assert info.value.reason == "landmarks not finite"
+
+    # Pixel centres sit at integer positions: a 4x3 image spans -0.5 .. 3.5 by -0.5 .. 2.5.
+    edge = np.tile([[-0.5, 2.5]], (49, 1))
+    edge[1] = [3.5, -0.5]
+    check_landmarks_inside("a.jpg", edge, (4, 3))
+    edge[5] = [3.6, 1.0]
+    with pytest.raises(BadInputError, match=r"a.jpg: expected landmarks inside the 4x3 image, "
+                                            r"found 1 outside \(e.g. point 5 at \(3.6, 1.0\)\)") as info:
+        check_landmarks_inside("a.jpg", edge, (4, 3))
+    assert info.value.reason == "landmarks outside image"
+
+
+def test_the_frame_table_module_still_hands_out_the_policy():
+    """Code written before the split imports them from mgrr_pyg.data.frames."""
+    from mgrr_pyg.data import frames
+
+    assert frames.BadInputError is BadInputError and frames.SkipLog is SkipLog

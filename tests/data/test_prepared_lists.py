@@ -1,10 +1,19 @@
-"""The prepared-list format: round trip, separators, AU columns, row-count mismatch."""
+"""The prepared-list format: round trip, separators, AU columns, row-count mismatch; and
+the listed images: every image a prepared list names is looked for when the dataset is
+built (one stat each), so a missing, empty or misplaced image is an error naming the
+list file, the row and the path before any training, not a DataLoader traceback after it."""
+import json
+import shutil
+
 import numpy as np
 import pytest
 
-from mgrr_pyg.data import FrameTable, read_class_weights, read_prepared, read_prior, write_prepared
-from mgrr_pyg.data.prepared import list_file
+from mgrr_pyg.data import (FrameTable, PreparedListDataset, read_class_weights, read_prepared,
+                           read_prior, write_prepared)
+from mgrr_pyg.data import prepared_lists
+from mgrr_pyg.data.prepared_lists import MissingImagesError, find_missing_images, list_file
 from mgrr_pyg.facs import BP4D_AUS, DISFA_AUS, interocular_distance
+from mgrr_pyg.train.cli import main
 
 
 def make_table(root, n=5, aus=BP4D_AUS, dataset="BP4D", seed=0):
@@ -101,3 +110,156 @@ def test_empty_prefix_reads_as_an_empty_table(tmp_path):
     write_prepared(make_table(tmp_path, n=0), tmp_path, "BP4D_part3")
     table = read_prepared(tmp_path, "BP4D_part3")
     assert len(table) == 0 and table.aus == BP4D_AUS and table.labels.shape == (0, 12)
+
+
+def test_the_old_module_name_still_works_with_a_warning():
+    import mgrr_pyg.data.prepared as old
+
+    with pytest.warns(DeprecationWarning, match=r"mgrr_pyg\.data\.prepared\.read_prepared is "
+                                                r"deprecated.*use mgrr_pyg\.data\.prepared_lists"
+                                                r"\.read_prepared"):
+        from mgrr_pyg.data.prepared import read_prepared as old_read_prepared
+    assert old_read_prepared is read_prepared
+    with pytest.warns(DeprecationWarning, match="prepared_lists.MissingImagesError"):
+        assert old.MissingImagesError is MissingImagesError
+    assert set(prepared_lists.__all__) <= set(dir(old))
+
+
+# --- listed images: looked for before training (the last three through the training command) ---
+
+@pytest.fixture
+def prepared(prepared_bp4d, tmp_path):
+    """A private copy of the session's BP4D preparation (tests damage it)."""
+    out = tmp_path / "prepared"
+    shutil.copytree(prepared_bp4d[1], out)
+    return out
+
+
+def listed_image(root, prefix, row):
+    """The image file of 1-based ``row`` of ``prefix``, by the manifest's image folder
+    (read here from the files, not through the package)."""
+    relative = list_file(root, prefix, "path").read_text().splitlines()[row - 1].strip()
+    folder = json.loads((root / "prepare.json").read_text())["image_root"]
+    return root / folder / relative
+
+
+def test_missing_empty_and_folder_rows_are_each_named(prepared):
+    rows = len(list_file(prepared, "BP4D_part1", "path").read_text().splitlines())
+    assert rows >= 6
+    gone, empty, folder = (listed_image(prepared, "BP4D_part1", r) for r in (3, 5, 6))
+    gone.unlink()
+    empty.write_bytes(b"")
+    folder.unlink()
+    folder.mkdir()
+    with pytest.raises(MissingImagesError) as info:
+        PreparedListDataset(prepared, "BP4D_part1", train=False)
+    err = info.value
+    assert [line for line, _, _ in err.problems] == [3, 5, 6]
+    assert err.total == rows and err.list_path == list_file(prepared, "BP4D_part1", "path")
+    message = str(err)
+    assert message.startswith(f"{err.list_path}, line 3: expected an image file at {gone}, found nothing")
+    assert f"3 of the {rows} listed images are missing or empty" in message
+    assert "line 5: " in message and "(an empty file (0 bytes))" in message
+    assert "line 6: " in message and "(a folder)" in message
+    assert f"relative to {prepared / 'images'} (named by {prepared / 'prepare.json'})" in message
+    assert isinstance(err, FileNotFoundError)
+
+
+def test_only_the_first_few_are_listed_and_the_rest_counted(prepared):
+    rows = len(list_file(prepared, "BP4D_combine_1_2", "path").read_text().splitlines())
+    assert rows > 8
+    for row in range(2, 10):  # eight of them
+        listed_image(prepared, "BP4D_combine_1_2", row).unlink()
+    message = str(pytest.raises(MissingImagesError, PreparedListDataset, prepared,
+                                "BP4D_combine_1_2", train=True).value)
+    assert "line 2: " in message and f"8 of the {rows} listed" in message
+    assert "line 6: " in message and "line 7: " not in message and "and 3 more" in message
+
+
+def test_a_wrong_image_folder_is_named_as_the_likely_cause(prepared, tmp_path):
+    elsewhere = tmp_path / "nowhere"
+    elsewhere.mkdir()
+    message = str(pytest.raises(MissingImagesError, PreparedListDataset, prepared, "BP4D_part1",
+                                train=False, image_root=elsewhere).value)
+    assert "none of the" in message and "the image folder is probably the wrong one" in message
+    assert f"relative to {elsewhere} (the image folder given)" in message
+    assert "pass image_root=" in message  # the Python API's words for the Python API
+
+
+def test_find_missing_images_looks_at_files_only(tmp_path):
+    (tmp_path / "ok.png").write_bytes(b"x")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "file").write_bytes(b"x")
+    paths = [str(tmp_path / n) for n in ("ok.png", "gone.png", "empty.png", "dir", "file/below.png")]
+    found = find_missing_images(paths)
+    assert [(row, what) for row, _, what in found] == [
+        (2, "nothing"), (3, "an empty file (0 bytes)"), (4, "a folder"),
+        (5, "nothing (a parent folder is a file)")]
+    assert found[0][1] == paths[1]
+
+
+def test_reading_the_lists_alone_does_not_look_for_images(prepared):
+    listed_image(prepared, "BP4D_part1", 2).unlink()
+    table = read_prepared(prepared, "BP4D_part1")  # e.g. to count labels
+    assert len(table) > 2
+
+
+TINY_RUN = ["--preset", "tiny", "--epochs", "1", "--batch-size", "4", "--max-train-frames", "8",
+            "--max-test-frames", "6", "--workers", "0", "--device", "cpu", "--no-progress",
+            "--no-tensorboard"]
+
+
+def test_a_missing_test_image_stops_the_command_before_training(prepared, tmp_path, capsys):
+    """Fold 1 tests on part 1: a missing image in its last row is found before training,
+    in the command line's words."""
+    rows = list_file(prepared, "BP4D_part1", "path").read_text().splitlines()
+    listed_image(prepared, "BP4D_part1", len(rows)).unlink()
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as info:
+        main(TINY_RUN + ["--data-root", str(prepared), "--output", str(out)], dataset="BP4D",
+             prog="train_bp4d.py")
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"train_bp4d.py: error: {list_file(prepared, 'BP4D_part1', 'path')}, "
+                          f"line {len(rows)}: expected an image file at")
+    assert f"1 of the {len(rows)} listed images are missing or empty" in err
+    assert "--image-root" in err and "--data-root" in err and "image_root=" not in err
+    assert not out.exists()  # no trainer was built: nothing trained, nothing written
+
+
+def test_image_root_option_reaches_the_lists(prepared, tmp_path, capsys):
+    elsewhere = tmp_path / "faces"
+    elsewhere.mkdir()
+    with pytest.raises(SystemExit):
+        main(TINY_RUN + ["--data-root", str(prepared), "--image-root", str(elsewhere),
+                         "--output", str(tmp_path / "run")], dataset="BP4D")
+    err = capsys.readouterr().err
+    assert f"relative to {elsewhere} (the image folder given)" in err
+
+
+def test_missing_images_of_a_prepared_cache_say_to_prepare_again(bp4d_tree, tmp_path, capsys):
+    """Raw data prepared into the cache: the run manages that folder, so the fix it names
+    is to prepare it again, not an option."""
+    from mgrr_pyg.train.config import TrainConfig
+    from mgrr_pyg.train.pipeline import prepared_root
+
+    cache = tmp_path / "cache"
+    argv = TINY_RUN + ["--data-root", str(bp4d_tree.root), "--cache-dir", str(cache),
+                       "--output", str(tmp_path / "run")]
+    with pytest.raises(SystemExit):  # --image-root is for prepared lists only
+        main(argv + ["--image-root", str(tmp_path)], dataset="BP4D")
+    assert "only used with prepared lists" in capsys.readouterr().err
+    assert not cache.exists()  # refused before preparing anything
+
+    root, _ = prepared_root(TrainConfig(data_root=str(bp4d_tree.root), cache_dir=str(cache),
+                                        workers=0, progress=False), log=lambda message: None)
+    assert root.parent == cache / "prepared"
+    listed_image(root, "BP4D_combine_2_3", 1).unlink()
+    with pytest.raises(SystemExit):
+        main(argv, dataset="BP4D")
+    err = capsys.readouterr().err
+    assert f"{list_file(root, 'BP4D_combine_2_3', 'path')}, line 1: expected an image file" in err
+    assert f"the prepared data in {root} is incomplete" in err
+    assert f"delete {root} and run again to prepare it afresh" in err
+    assert "image_root=" not in err

@@ -18,7 +18,7 @@ def test_complete_structure_is_batched_and_marked_dense_only_with_self_loops(n, 
     assert torch.equal(s.edge_index, batch_edge_index(complete_edge_index(n, loops), B, n))
     assert s.dense_size == (n if loops else None)
     assert s.num_graphs == B and s.num_nodes_per_graph == n and s.num_nodes == B * n
-    assert torch.equal(s.au_index, torch.arange(n).repeat(B))
+    assert torch.equal(s.node_index, torch.arange(n).repeat(B))  # each node's index in its graph
     assert torch.equal(s.batch, torch.arange(B).repeat_interleave(n))
 
 
@@ -28,6 +28,13 @@ def test_grid_structure_matches_the_grid_builder(H, W, hops, B):
     s = graph_structure(("grid", H, W, hops), B)
     assert torch.equal(s.edge_index, batch_edge_index(grid_edge_index(H, W, hops), B, H * W))
     assert s.dense_size is None
+
+
+def test_the_old_name_of_node_index_warns_and_reads_it():
+    s = graph_structure(("grid", 2, 3), 2)
+    with pytest.warns(DeprecationWarning, match="read node_index"):
+        assert s.au_index is s.node_index
+    assert s.node_index.tolist() == [0, 1, 2, 3, 4, 5] * 2  # pixels, not AUs
 
 
 def test_structures_are_cached_per_topology_batch_and_device():

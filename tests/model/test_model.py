@@ -1,17 +1,17 @@
-"""The assembled MGRR-Net: shapes, parameter counts, ablations, gradients, graph paths,
-priors, determinism, compilation, swapped layers, inference folding and bad input."""
+"""The assembled MGRR-Net: shapes, parameter counts, gradients, graph paths, priors,
+determinism, compilation, swapped layers, BatchNorm folding and bad input (the reasoning
+layer's parts and the Table 6 ablations: test_reasoning.py)."""
 from __future__ import annotations
 
 import copy
 
 import pytest
 import torch
-from model_helpers import TINY_SIZES, random_landmarks
+from model_helpers import full_loss, random_landmarks
 
 from mgrr_pyg import facs
 from mgrr_pyg.graphs import au_cooccurrence_prior
-from mgrr_pyg.model import (MGRRLoss, MGRROutput, create_model, parameter_counts,
-                            parameter_summary)
+from mgrr_pyg.model import MGRROutput, create_model, parameter_counts, parameter_summary
 
 
 def linear_params(fan_in, fan_out, bias=True):
@@ -38,7 +38,7 @@ def test_paper_sizes_shapes_and_parameter_counts(preset, n, capsys):
     assert out.region_features.shape == out.au_features.shape == (1, n, 512)
     assert out.alignment_feature.shape == (1, 512)
     assert [a.shape for a in out.adjacencies] == [(n, n)] * 2
-    assert [g.shape for g in out.fused_maps] == [(1, 64, 44, 44)] * 2
+    assert [g.shape for g in out.gated_maps] == [(1, 64, 44, 44)] * 2
     assert [a.shape for a in out.pool_attention] == [(1, n, 44, 44)] * 2
     torch.testing.assert_close(out.probs, (out.local_probs + out.integrated_probs) / 2)
 
@@ -47,7 +47,7 @@ def test_paper_sizes_shapes_and_parameter_counts(preset, n, capsys):
     assert "stem" in capsys.readouterr().out
     counts = parameter_counts(model, depth=3)
     assert counts["total"] == sum(p.numel() for p in model.parameters())
-    # Hand counts from the architecture spec.
+    # Hand counts from the layer sizes of docs/architecture.md.
     assert counts["alignment.hidden"] == linear_params(4000, 512)
     assert counts["alignment.regress"] == linear_params(512, 98)
     assert counts["stem.layer1.cells1"] == 64 * conv_params(32, 16, 3) + 64 * 2 * 32
@@ -59,62 +59,6 @@ def test_paper_sizes_shapes_and_parameter_counts(preset, n, capsys):
                                         + conv_params(64, 64, 4))
     assert counts["layers.0.region"] == 2 * linear_params(512, 512, bias=False) + 512 + n * n
     assert counts["integrated_head"] == linear_params(n * 512 + 512, n)
-
-
-def tiny(preset="tiny", **overrides):
-    return create_model(preset, **{**TINY_SIZES, **overrides})
-
-
-def full_loss(model, out, landmarks, generator):
-    batch, n = out.probs.shape
-    labels = torch.randint(0, 2, (batch, n), generator=generator).float()
-    interocular = None if landmarks is None else torch.full((batch,), 60.0)
-    return MGRRLoss(torch.linspace(0.5, 1.5, n))(out, labels, None, landmarks, interocular)
-
-
-TABLE6 = {  # D_G, O_G, C_G, P_G
-    "table6_1": (False, False, False, False), "table6_2": (True, False, False, False),
-    "table6_3": (True, True, False, False), "table6_4": (True, False, True, True),
-    "table6_5": (True, True, True, False), "table6_6": (True, True, False, True),
-    "table6_full": (True, True, True, True)}
-
-
-@pytest.mark.parametrize("preset", sorted(TABLE6))
-def test_ablation_presets_build_exactly_the_switched_on_modules_and_all_of_them_learn(
-        preset, generator, images):
-    region, global_, channel, pixel = TABLE6[preset]
-    torch.manual_seed(0)
-    model = tiny(preset).train()
-    names = {name for name, _ in model.named_parameters()}
-    for k, layer in enumerate(model.layers):
-        prefix = f"layers.{k}."
-        assert (layer.region is not None) == region
-        assert (layer.channel is not None) == channel
-        assert (layer.pixel is not None) == pixel
-        assert any(n.startswith(prefix + "region.") for n in names) == region
-        assert any(n.startswith(prefix + "channel.") for n in names) == channel
-        assert any(n.startswith(prefix + "pixel.") for n in names) == pixel
-        has_attention = channel or pixel
-        has_global = global_ or has_attention
-        assert (layer.attention_fusion is not None) == has_attention
-        if has_attention:  # each GFC holds maps only for its switched-on inputs
-            assert (layer.attention_fusion.map_a is not None) == channel
-            assert (layer.attention_fusion.map_b is not None) == pixel
-            assert (layer.attention_fusion.gate_a is not None) == (channel and pixel)
-        assert (layer.global_fusion is not None) == has_global
-        if has_global:
-            assert (layer.global_fusion.map_a is not None) == global_
-            assert (layer.global_fusion.map_b is not None) == has_attention
-        assert (layer.pooling is not None) == has_global
-        assert (layer.au_fusion.map_b is not None) == has_global
-    # Every parameter that exists gets a non-zero gradient from the joint loss.
-    landmarks = random_landmarks(2, generator)
-    out = model(images)
-    full_loss(model, out, landmarks, generator)["total"].backward()
-    dead = [name for name, p in model.named_parameters()
-            if p.grad is None or not bool(p.grad.abs().sum() > 0)]
-    assert dead == []
-    assert len(out.fused_maps) == (2 if (global_ or channel or pixel) else 0)
 
 
 def grads_of(model, loss):
@@ -184,7 +128,7 @@ def test_message_passing_on_explicit_complete_graphs_equals_the_dense_path(image
     which checks the node order of the channel / pixel reshapes end to end."""
     torch.manual_seed(0)
     dense = create_model("tiny", num_layers=1).eval()
-    channels = dense.config.stem_channels[1]
+    channels = dense.config.stem.channels[1]
     with torch.no_grad():
         expected = dense(images).probs
         for overrides in ({"channel_topology": ("knn", channels - 1),
@@ -258,24 +202,35 @@ def test_compiled_tiny_model_traces_in_one_graph_and_matches_eager(images):
     torch.testing.assert_close(out.landmarks, expected.landmarks, rtol=1e-5, atol=1e-4)
 
 
-def test_fuse_for_inference_keeps_the_outputs(images):
+def test_fold_batchnorm_keeps_the_outputs(images):
     torch.manual_seed(0)
     model = create_model("tiny").train()
     with torch.no_grad():  # a few batches give BatchNorm non-trivial running statistics
-        for _ in range(3):
-            model(images * torch.rand(1) + torch.rand(1))
+        for _ in range(3):  # (scaled and shifted, but still inside [-1, 1])
+            model(images * (0.5 * torch.rand(1)) + (torch.rand(1) - 0.5))
     model.eval()
     with torch.no_grad():
         expected = model(images)
-        fused = copy.deepcopy(model).fuse_for_inference()
-        out = fused(images)
+        folded = copy.deepcopy(model).fold_batchnorm()
+        out = folded(images)
     batch_norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
-    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules()) < batch_norms
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules()) < batch_norms
     torch.testing.assert_close(out.probs, expected.probs, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(out.landmarks, expected.landmarks, rtol=1e-4, atol=1e-3)
     with pytest.raises(ValueError, match="eval mode"):
-        from mgrr_pyg.model.fusion import fuse_model
-        fuse_model(create_model("tiny").train())
+        from mgrr_pyg.model.folding import fold_batchnorm
+        fold_batchnorm(create_model("tiny").train())
+
+
+def test_old_names_of_batchnorm_folding_and_the_gated_maps_warn_and_work(images):
+    model = create_model("tiny", num_layers=1).eval()
+    with torch.no_grad():
+        out = model(images)
+        with pytest.warns(DeprecationWarning, match="call fold_batchnorm"):
+            folded = copy.deepcopy(model).fuse_for_inference()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.alignment.modules())
+    with pytest.warns(DeprecationWarning, match="read gated_maps"):
+        assert out.fused_maps is out.gated_maps
 
 
 @pytest.mark.parametrize("shape, dtype, match", [
@@ -331,18 +286,3 @@ def test_reset_parameters_redraws_weights_and_keeps_the_prior(generator):
         assert not torch.equal(before[name], after[name]), name
     for layer in model.layers:
         torch.testing.assert_close(layer.adjacency.detach(), prior)
-
-
-def test_branch_node_layouts_match_the_graph_builders():
-    """The branches reshape maps to nodes without building a Batch; the layout must be the
-    one mgrr_pyg.graphs.channel_graph / pixel_graph define (and invert)."""
-    from mgrr_pyg.graphs import channel_graph, pixel_graph
-    from mgrr_pyg.model import ChannelGraphAttention, PixelGraphAttention
-
-    feature_map = torch.randn(2, 4, 22, 22)
-    channel = ChannelGraphAttention(4, 44, embed_dim=8, heads=2)
-    pixel = PixelGraphAttention(4, 44, embed_dim=8, heads=2)
-    assert torch.equal(channel.to_nodes(feature_map), channel_graph(feature_map).x)
-    assert torch.equal(pixel.to_nodes(feature_map), pixel_graph(feature_map).x)
-    assert torch.equal(channel.from_nodes(channel.to_nodes(feature_map), 2), feature_map)
-    assert torch.equal(pixel.from_nodes(pixel.to_nodes(feature_map), 2), feature_map)

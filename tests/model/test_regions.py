@@ -1,4 +1,4 @@
-"""AU regions: box maps, centres from facs, flip consistency, detachment, region features."""
+"""AU regions: box maps, centres from facs, flip consistency, detachment, the AU features V^0."""
 from __future__ import annotations
 
 import pytest
@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from model_helpers import random_landmarks
 
 from mgrr_pyg import facs
-from mgrr_pyg.model import AURegionFeatures, au_attention_maps, create_model
+from mgrr_pyg.model import AUFeatures, au_attention_maps, create_model
 from mgrr_pyg.model.regions import box_maps, point_to_cell
 
 
@@ -115,13 +115,13 @@ def test_landmarks_of_wrong_shape_are_refused():
         au_attention_maps(torch.zeros(2, 68, 2), facs.DISFA_AUS)
 
 
-def test_region_features_are_box_weighted_means_then_per_au_linear_maps():
+def test_au_features_are_box_weighted_means_then_per_au_linear_maps():
     """With a spatially constant input the local map is constant away from the border
     (the 3x3 conv zero-pads), so every box-weighted mean over interior boxes is that
     constant and v_i = BN_i(W_i [f || f] + b_i) (eval-mode batch norm per AU and channel)."""
     torch.manual_seed(0)
     n, hidden, d_v = 3, 4, 5
-    head = AURegionFeatures(2, hidden, d_v, n)
+    head = AUFeatures(2, hidden, d_v, n)
     head.out_norm.running_mean.uniform_(-1, 1)
     head.out_norm.running_var.uniform_(0.5, 2)
     head.out_norm.weight.data.uniform_(0.5, 2)
@@ -142,10 +142,10 @@ def test_region_features_are_box_weighted_means_then_per_au_linear_maps():
         torch.testing.assert_close(out[0, i], expected)
 
 
-def test_region_features_follow_the_boxes():
+def test_au_features_follow_the_boxes():
     """Moving one AU's box changes only that AU's feature."""
     torch.manual_seed(0)
-    head = AURegionFeatures(2, 4, 5, 2).eval()
+    head = AUFeatures(2, 4, 5, 2).eval()
     global_map = torch.randn(1, 2, 44, 44)
     cells = torch.tensor([[[[10, 10], [30, 10]], [[20, 30], [25, 30]]]])  # [1, 2 AUs, 2, 2]
     moved = cells.clone()

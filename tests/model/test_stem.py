@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.nn import functional as F
 
-from mgrr_pyg.model.stem import PerCellConv, RegionLayer, Stem, fold_cells, unfold_cells
+from mgrr_pyg.model import StemConfig
+from mgrr_pyg.model.stem import (MultiScalePatchLayer, PerCellConv, Stem, fold_cells,
+                                   unfold_cells)
 
 
 class NaivePerCell(nn.Module):
@@ -139,10 +141,10 @@ def test_fold_then_unfold_is_identity_and_cells_land_in_channel_blocks(grid, cel
                        x[..., row * cell:(row + 1) * cell, col * cell:(col + 1) * cell])
 
 
-def test_region_layer_is_residual_of_concatenated_patch_levels():
+def test_patch_layer_is_residual_of_concatenated_patch_levels():
     """out = ReLU(BN(x + [b1 | b2 | b3])) with b2 computed from b1 and b3 from b2."""
     torch.manual_seed(0)
-    layer = RegionLayer(3, 8, (4, 2, 1)).eval()
+    layer = MultiScalePatchLayer(3, 8, (4, 2, 1)).eval()
     _randomise(layer, 3)
     image = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
@@ -156,7 +158,7 @@ def test_region_layer_is_residual_of_concatenated_patch_levels():
 
 
 def test_stem_gives_the_global_map_at_a_quarter_of_the_crop():
-    stem = Stem((8, 16)).eval()
+    stem = Stem(StemConfig(channels=(8, 16))).eval()
     with torch.no_grad():
         out = stem(torch.randn(1, 3, 176, 176))
     assert out.shape == (1, 16, 44, 44)
@@ -165,7 +167,7 @@ def test_stem_gives_the_global_map_at_a_quarter_of_the_crop():
 
 def test_bad_channel_counts_and_grids_are_refused():
     with pytest.raises(ValueError, match="divisible by 4"):
-        RegionLayer(3, 30)
+        MultiScalePatchLayer(3, 30)
     with pytest.raises(ValueError, match="cannot be cut"):
         PerCellConv(2, 2, 3)(torch.randn(1, 2, 10, 10))
 

@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader
 from mgrr_pyg.data import FrameTable, PreparedListDataset, write_prepared
 from mgrr_pyg.facs import BP4D_AUS
 
-# From the spec's 1-based flip list: positions 1<->10, 20<->29, 32<->38 (0-based pairs).
+# From JAA-Net's 1-based flip list (docs/protocol.md): positions 1<->10, 20<->29, 32<->38 (0-based pairs).
 FLIP_PARTNER = {0: 9, 9: 0, 19: 28, 28: 19, 31: 37, 37: 31}
 N = 6
 
@@ -149,7 +149,8 @@ def test_aus_select_and_reorder(lists):
 
 def test_images_not_found_names_the_list_and_the_image(lists, tmp_path):
     root, _ = lists
-    with pytest.raises(FileNotFoundError, match=r"BP4D_part1_path.txt, line 1: image .*0.png not found"):
+    with pytest.raises(FileNotFoundError, match=r"BP4D_part1_path.txt, line 1: expected an image "
+                                                 r"file at .*nowhere/BP4D/F001/T1/0.png, found nothing"):
         PreparedListDataset(root, "BP4D_part1", train=False, image_root=tmp_path / "nowhere")
 
 

@@ -1,17 +1,21 @@
 """prepare_dataset: aligned faces + prepared lists; idempotent, resumable, refuses mixing."""
+import dataclasses
 import json
 import os
+import pickle
 import shutil
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
 from raw_tree_helpers import MARKS, nearest_mark, skimage_similarity
 from PIL import Image
 
-from mgrr_pyg.data import class_weights, prepare_dataset, read_prepared
-from mgrr_pyg.data import prepare as prepare_module
-from mgrr_pyg.data.prepared import list_file, read_class_weights, read_prior
+from mgrr_pyg.data import class_weights, preparation, prepare_dataset, raw, read_bp4d, read_prepared
+from mgrr_pyg.data.prepared_lists import list_file, read_class_weights, read_prior
 from mgrr_pyg.data.protocol import folds, part_of
+from mgrr_pyg.data.raw import RawLayout
 from mgrr_pyg.facs import BP4D_AUS, TEMPLATE_POINTS, alignment_points, interocular_distance
 from mgrr_pyg.graphs import au_cooccurrence_prior
 
@@ -79,7 +83,7 @@ def test_a_finished_folder_is_left_alone(bp4d_tree, tmp_path, monkeypatch):
     def fail(job):
         raise AssertionError("a finished preparation must not align again")
 
-    monkeypatch.setattr(prepare_module, "align_sequence", fail)
+    monkeypatch.setattr(preparation, "align_sequence", fail)
     again = prepare_dataset(bp4d_tree.root, out, dataset="BP4D", workers=0, progress=False)
     assert again == first
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
@@ -91,22 +95,22 @@ def test_an_interrupted_run_finishes_and_matches_an_uninterrupted_one(bp4d_tree,
 
     out = tmp_path / "out"
     calls = []
-    real = prepare_module.align_sequence
+    real = preparation.align_sequence
 
     def interrupted(job):
         if len(calls) == 2:
             raise KeyboardInterrupt  # the user pressed Ctrl-C during the third sequence
-        calls.append(job["sequence"])
+        calls.append(job.sequence)
         return real(job)
 
-    monkeypatch.setattr(prepare_module, "align_sequence", interrupted)
+    monkeypatch.setattr(preparation, "align_sequence", interrupted)
     with pytest.raises(KeyboardInterrupt):
         prepare_dataset(bp4d_tree.root, out, workers=0, progress=False)
     assert not (out / "prepare.json").exists()
     assert len(list((out / ".prepare" / "done").iterdir())) == 2
     assert not [p for p in out.rglob("*.tmp")]
 
-    monkeypatch.setattr(prepare_module, "align_sequence", real)
+    monkeypatch.setattr(preparation, "align_sequence", real)
     prepare_dataset(bp4d_tree.root, out, workers=0, progress=False)
     assert snapshot(out) == snapshot(reference)
 
@@ -151,7 +155,7 @@ def test_an_unfinished_different_preparation_is_refused(disfa_tree, tmp_path, mo
     def stop(job):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(prepare_module, "align_sequence", stop)
+    monkeypatch.setattr(preparation, "align_sequence", stop)
     with pytest.raises(KeyboardInterrupt):
         prepare_dataset(disfa_tree.root, out, workers=0, progress=False)
     with pytest.raises(ValueError, match=r"different preparation \(identity.json\).*threshold: 2 there, 3"):
@@ -189,3 +193,66 @@ def test_wrong_arguments(bp4d_tree, prepared_bp4d, tmp_path):
     with pytest.raises(ValueError, match="outside the raw dataset"):
         prepare_dataset(bp4d_tree.root, bp4d_tree.root / "prepared", progress=False)
     assert not os.path.exists(tmp_path / "o") and not os.path.exists(tmp_path / "o2")
+
+
+def test_sequence_jobs_are_frozen_and_cross_process_boundaries(bp4d_tree, tmp_path):
+    """A job is what a worker process receives: it must pickle whole and not change."""
+    table = read_bp4d(bp4d_tree.root)
+    rows = np.flatnonzero((table.subject == "F001") & (table.sequence == "T1"))
+    job = preparation.SequenceJob(
+        subject="F001", sequence="T1", frames=tuple(table.frame[rows].tolist()),
+        sources=tuple(table.image_path[rows].tolist()), landmarks=table.landmarks[rows],
+        outputs=tuple(str(tmp_path / "faces" / f"{f}.jpg") for f in table.frame[rows].tolist()),
+        marker=str(tmp_path / "done.json"), skip_bad=False)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        job.skip_bad = True
+    again = pickle.loads(pickle.dumps(job))
+    assert (again.subject, again.sequence, again.frames, again.sources, again.outputs,
+            again.marker, again.skip_bad) == (job.subject, job.sequence, job.frames, job.sources,
+                                              job.outputs, job.marker, job.skip_bad)
+    np.testing.assert_array_equal(again.landmarks, job.landmarks)
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        marker = pool.submit(preparation.align_sequence, job).result()
+    assert marker["frames"] == list(job.frames) and marker["skipped"] == []
+    assert json.loads(Path(job.marker).read_text()) == marker
+    assert all(Path(output).is_file() for output in job.outputs)
+
+
+def test_the_preparation_reads_a_raw_layout_through_its_registry_entry(bp4d_tree, tmp_path):
+    """A layout is one RawLayout entry: detection and preparation both find it there."""
+    read = []
+
+    def reader(root, landmarks=None, log=None):
+        read.append(root)
+        return read_bp4d(root, landmarks=landmarks, log=log)
+
+    custom = RawLayout("raw-custom", "BP4D", Path("AUCoding") / "AU_OCC", reader)
+    registered = dict(raw.RAW_LAYOUTS)
+    raw.RAW_LAYOUTS.clear()  # the registry itself, as every user of it sees it
+    raw.RAW_LAYOUTS["raw-custom"] = custom
+    try:
+        manifest = prepare_dataset(bp4d_tree.root, tmp_path / "out", workers=0, progress=False)
+    finally:
+        raw.RAW_LAYOUTS.clear()
+        raw.RAW_LAYOUTS.update(registered)
+    assert read == [bp4d_tree.root.resolve()]
+    assert manifest["layout"] == "raw-custom" and manifest["dataset"] == "BP4D"
+    assert manifest["threshold"] is None  # the threshold belongs to layouts that read one
+    assert manifest["frames"] == len(bp4d_tree.truth)
+
+
+def test_the_old_module_name_still_works_with_a_warning():
+    import mgrr_pyg.data.prepare as old
+
+    with pytest.warns(DeprecationWarning, match=r"mgrr_pyg\.data\.prepare\.prepare_dataset is "
+                                                r"deprecated.*use mgrr_pyg\.data\.preparation"
+                                                r"\.prepare_dataset"):
+        from mgrr_pyg.data.prepare import prepare_dataset as old_prepare_dataset
+    assert old_prepare_dataset is prepare_dataset
+    with pytest.warns(DeprecationWarning, match=r"use mgrr_pyg\.data\.preparation\.align_sequence"):
+        assert old.align_sequence is preparation.align_sequence
+    with pytest.warns(DeprecationWarning, match=r"use mgrr_pyg\.data\.prepared_lists\.PREPARED_MANIFEST"):
+        assert old.MANIFEST == "prepare.json"
+    assert "prepare_dataset" in dir(old)
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        old.nothing

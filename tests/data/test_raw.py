@@ -1,10 +1,12 @@
-"""Raw BP4D / DISFA readers, landmark CSVs and layout detection."""
+"""Raw BP4D / DISFA readers and layout detection."""
+from pathlib import Path
+
 import numpy as np
 import pytest
-from raw_tree_helpers import write_bp4d, write_disfa, write_landmark_csv
+from raw_tree_helpers import write_bp4d, write_disfa
 
-from mgrr_pyg.data import FrameTable, SkipLog, detect_layout, read_bp4d, read_disfa, read_landmark_csv
-from mgrr_pyg.facs import BP4D_AUS, DISFA_AUS, convert_to_49
+from mgrr_pyg.data import FrameTable, SkipLog, detect_layout, raw, read_bp4d, read_disfa
+from mgrr_pyg.facs import BP4D_AUS, DISFA_AUS
 
 
 def check_against_truth(table: FrameTable, tree, intensity=False):
@@ -100,26 +102,6 @@ def test_landmarks_from_another_folder(bp4d_tree, tmp_path):
     check_against_truth(read_bp4d(bp4d_tree.root, landmarks=moved), bp4d_tree)
 
 
-@pytest.mark.parametrize("count", [49, 66, 68])
-def test_landmark_csv_reduces_to_49(tmp_path, count):
-    rng = np.random.default_rng(count)
-    points = [rng.uniform(0, 100, (count, 2)) for _ in range(3)]
-    path = tmp_path / "seq.csv"
-    write_landmark_csv(path, [5, 6, 9], points, header=count != 66)  # header optional
-    frames, read = read_landmark_csv(path)
-    assert frames.tolist() == [5, 6, 9]
-    np.testing.assert_allclose(read, convert_to_49(np.stack(points)))
-
-
-def test_landmark_csv_empty_cell_reads_as_nan(tmp_path):
-    path = tmp_path / "seq.csv"
-    write_landmark_csv(path, [0], [np.ones((49, 2))])
-    text = path.read_text().splitlines()
-    path.write_text(text[0] + "\n" + text[1].replace(",1.0", ",", 1) + "\n")
-    _, points = read_landmark_csv(path)
-    assert np.isnan(points[0, 0, 0]) and np.isfinite(points[0, 1:]).all()
-
-
 def test_detect_layout(bp4d_tree, disfa_tree, tmp_path):
     assert detect_layout(bp4d_tree.root) == "raw-bp4d"
     assert detect_layout(disfa_tree.root) == "raw-disfa"
@@ -138,11 +120,26 @@ def test_detect_layout(bp4d_tree, disfa_tree, tmp_path):
         detect_layout(bp4d_tree.root)
 
 
-def test_frame_table_take_and_concat(bp4d_tree):
-    table = read_bp4d(bp4d_tree.root)
-    first, rest = table.take([0, 1]), table.take(np.arange(2, len(table)))
-    joined = FrameTable.concat([first, rest])
-    for name in ("subject", "sequence", "frame", "image_path", "landmarks", "labels"):
-        np.testing.assert_array_equal(getattr(joined, name), getattr(table, name))
-    with pytest.raises(ValueError, match="AU columns differ"):
-        FrameTable.concat([first, rest.select_aus((1, 2))])
+def test_the_raw_layouts_and_their_marker_folders():
+    assert {name: (layout.dataset, layout.marker.as_posix(), layout.threshold)
+            for name, layout in raw.RAW_LAYOUTS.items()} == {
+        "raw-bp4d": ("BP4D", "AUCoding/AU_OCC", False),
+        "raw-disfa": ("DISFA", "ActionUnit_Labels", True)}
+
+
+def test_a_registered_layout_is_detected_by_its_marker_folder(tmp_path):
+    """Adding a layout is one entry: detect_layout finds it and names it when nothing fits."""
+    layout = raw.RawLayout("raw-mine", "BP4D", Path("MyLabels"), read_bp4d)
+    registered = dict(raw.RAW_LAYOUTS)
+    raw.RAW_LAYOUTS["raw-mine"] = layout
+    try:
+        (tmp_path / "mine" / "MyLabels").mkdir(parents=True)
+        assert detect_layout(tmp_path / "mine") == "raw-mine"
+        (tmp_path / "empty").mkdir()
+        with pytest.raises(ValueError, match=r"ActionUnit_Labels/ \(raw DISFA\) and MyLabels/ "
+                                             r"\(raw BP4D\), found none"):
+            detect_layout(tmp_path / "empty")
+    finally:
+        raw.RAW_LAYOUTS.clear()
+        raw.RAW_LAYOUTS.update(registered)
+
