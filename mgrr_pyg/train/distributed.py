@@ -87,8 +87,13 @@ def context_from_process_group(device: torch.device) -> DistContext:
 
 
 def shutdown(ctx: DistContext) -> None:
-    """Destroy the process group if this package created it."""
+    """Destroy the process group if this package created it.
+
+    All ranks meet at a barrier first: a gloo rank that destroys its group while a peer
+    is still writing (rank 0 saving results) can leave the peer waiting forever in its
+    own destroy (seen once in the DDP test)."""
     if ctx.initialized_here and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
