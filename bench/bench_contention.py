@@ -17,6 +17,13 @@ Cases (``policy``):
   spin-waiting), i.e. the CLI before the policy;
 * ``threads2_passive``: 2 intra-op threads with passive waiting (the wait policy alone).
 
+Competitor (``competitor``): ``same_session``, started in the benchmark's own session, so the
+kernel shares the CPU thread by thread between the two jobs (a machine without autogroup
+scheduling, or two jobs started from one script: the stricter case); ``own_session``, in a
+new session like a job started from another terminal or by a service (with Linux's
+autogroup scheduling, ``/proc/sys/kernel/sched_autogroup_enabled``, the CPU is then shared
+session by session).
+
 ``extra_info`` holds ``alone_images_per_s``, ``contended_images_per_s``, ``ratio``, the
 thread settings of the workload, the loss after the last step (hex: equal across
 policies with the same thread count) and the 1-minute load average before each half.
@@ -24,7 +31,8 @@ policies with the same thread count) and the 1-minute load average before each h
 Full size: ``python -m pytest bench/bench_contention.py -s`` (prints a table) or
 ``python bench/bench_contention.py`` (the same table without pytest); small (CI):
 ``MGRR_BENCH_SMALL=1 python -m pytest bench/bench_contention.py --benchmark-disable``
-(package policy only, batch 2, 2 steps).
+(package policy, same session, batch 2, 2 steps). Subsets:
+``python bench/bench_contention.py --policy package --competitor same_session``.
 """
 from __future__ import annotations
 
@@ -39,7 +47,9 @@ import time
 import pytest
 
 SMALL = os.environ.get("MGRR_BENCH_SMALL", "0") not in ("", "0", "false", "False")
-POLICIES = ("package",) if SMALL else ("package", "torch_default", "threads2_passive")
+POLICIES = ("package", "torch_default", "threads2_passive")
+SESSIONS = ("same_session", "own_session")
+CASES = [("package", "same_session")] if SMALL else [(p, s) for p in POLICIES for s in SESSIONS]
 STEPS, BATCH, ROUNDS = (2, 2, 1) if SMALL else (20, 8, 2)
 HERE = os.path.abspath(__file__)
 # Threading variables of the environment this file runs in must not leak into the
@@ -108,9 +118,11 @@ def _competitor() -> None:
     torch.set_num_threads(2)
     a = torch.randn(512, 512)
     a @ a
+    parent = os.getppid()
     print("ready", flush=True)
-    while True:
-        a @ a
+    while os.getppid() == parent:  # never outlive the benchmark, even if it is killed
+        for _ in range(100):
+            a @ a
 
 
 # -- the measurement -----------------------------------------------------------------------
@@ -126,9 +138,10 @@ def _run_workload(policy: str, steps: int, batch: int) -> dict:
     return result
 
 
-def _contended(policy: str, steps: int, batch: int) -> dict:
+def _contended(policy: str, session: str, steps: int, batch: int) -> dict:
     competitor = subprocess.Popen([sys.executable, HERE, "competitor"], env=_clean_env(),
-                                  stdout=subprocess.PIPE, text=True)
+                                  stdout=subprocess.PIPE, text=True,
+                                  start_new_session=session == "own_session")
     try:
         if competitor.stdout.readline().strip() != "ready":
             raise RuntimeError(f"the competitor process did not start (exit {competitor.poll()})")
@@ -138,16 +151,18 @@ def _contended(policy: str, steps: int, batch: int) -> dict:
         competitor.wait()
 
 
-def measure(policy: str, steps: int = STEPS, batch: int = BATCH, rounds: int = ROUNDS) -> dict:
-    """``rounds`` pairs (alone, then contended) of the workload under ``policy``; medians."""
+def measure(policy: str, session: str = "same_session", steps: int = STEPS, batch: int = BATCH,
+            rounds: int = ROUNDS) -> dict:
+    """``rounds`` pairs (alone, then contended) of the workload under ``policy``, the
+    competitor in the benchmark's session or its own; medians."""
     alone, contended = [], []
     for _ in range(rounds):
         alone.append(_run_workload(policy, steps, batch))
-        contended.append(_contended(policy, steps, batch))
+        contended.append(_contended(policy, session, steps, batch))
     alone_s = statistics.median(r["seconds"] for r in alone)
     contended_s = statistics.median(r["seconds"] for r in contended)
     return {
-        "policy": policy, "steps": steps, "batch": batch, "rounds": rounds,
+        "policy": policy, "competitor": session, "steps": steps, "batch": batch, "rounds": rounds,
         "alone_images_per_s": steps * batch / alone_s,
         "contended_images_per_s": steps * batch / contended_s,
         "ratio": contended_s / alone_s,
@@ -155,17 +170,27 @@ def measure(policy: str, steps: int = STEPS, batch: int = BATCH, rounds: int = R
         "intra_op_threads": alone[0]["threads"]["intra_op_threads"],
         "omp_wait_policy": alone[0]["threads"]["omp_wait_policy"],
         "loss_hex": sorted({r["loss_hex"] for r in alone + contended}),
+        "sched_autogroup": _read_text("/proc/sys/kernel/sched_autogroup_enabled"),
     }
 
 
-TABLE_HEADER = ("| policy | intra-op threads | wait policy | alone images/s | contended images/s | "
-                "contended / alone (time) | load (alone; contended) |\n|---|---|---|---|---|---|---|")
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+TABLE_HEADER = ("| policy | competitor | intra-op threads | wait policy | alone images/s | "
+                "contended images/s | contended / alone (time) | load (alone; contended) |\n"
+                "|---|---|---|---|---|---|---|---|")
 
 
 def table_row(r: dict) -> str:
     loads = (f"{'/'.join(f'{x:.1f}' for x in r['alone_load'])}; "
              f"{'/'.join(f'{x:.1f}' for x in r['contended_load'])}")
-    return (f"| `{r['policy']}` | {r['intra_op_threads']} | {r['omp_wait_policy']} | "
+    return (f"| `{r['policy']}` | {r['competitor'].replace('_', ' ')} | {r['intra_op_threads']} | {r['omp_wait_policy']} | "
             f"{r['alone_images_per_s']:.1f} | {r['contended_images_per_s']:.1f} | "
             f"{r['ratio']:.2f}x | {loads} |")
 
@@ -177,17 +202,17 @@ def table(rows: list[dict]) -> str:
 _ROWS: list[dict] = []
 
 
-@pytest.mark.parametrize("policy", POLICIES)
-def test_contention(benchmark, policy):
+@pytest.mark.parametrize("policy, session", CASES)
+def test_contention(benchmark, policy, session):
     result = {}
 
     def run():
-        result.update(measure(policy))
+        result.update(measure(policy, session))
 
     benchmark.pedantic(run, rounds=1, iterations=1, warmup_rounds=0)
     benchmark.extra_info.update(result)
     _ROWS.append(result)
-    if len(_ROWS) == len(POLICIES):
+    if len(_ROWS) == len(CASES):
         print("\n" + table(_ROWS))
 
 
@@ -195,18 +220,18 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Throughput alone vs beside a competing job "
                                                  "(no arguments: every policy, markdown table).")
     parser.add_argument("role", nargs="?", choices=("workload", "competitor"))
-    parser.add_argument("--policy", choices=("package", "torch_default", "threads2_passive"),
-                        default="package")
+    parser.add_argument("--policy", choices=POLICIES, nargs="+", default=list(POLICIES))
+    parser.add_argument("--competitor", choices=SESSIONS, nargs="+", default=list(SESSIONS))
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--batch", type=int, default=BATCH)
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     args = parser.parse_args()
     if args.role == "workload":
-        print(json.dumps(_workload(args.policy, args.steps, args.batch)))
+        print(json.dumps(_workload(args.policy[0], args.steps, args.batch)))
     elif args.role == "competitor":
         _competitor()
     else:
-        policies = (args.policy,) if "--policy" in sys.argv else POLICIES
         print(TABLE_HEADER, flush=True)
-        for policy in policies:  # row by row: a full run takes minutes
-            print(table_row(measure(policy, args.steps, args.batch, args.rounds)), flush=True)
+        for policy in args.policy:  # row by row: a full run takes minutes
+            for session in args.competitor:
+                print(table_row(measure(policy, session, args.steps, args.batch, args.rounds)), flush=True)

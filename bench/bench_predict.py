@@ -15,7 +15,9 @@ Cases (``benchmark.extra_info`` carries the derived numbers):
 
 Preset ``mgrr_bp4d`` (``tiny`` with ``MGRR_BENCH_SMALL=1``, videos of 100 and 500 frames).
 ``torch.set_num_threads(2)``. ``python bench/bench_predict.py [--skip-video]`` prints the
-tables of bench/README.md's Prediction section.
+tables of bench/README.md's Prediction section; ``python bench/bench_predict.py
+--landmark-accuracy CHECKPOINT`` its landmark table (mean distance of the eye centres and
+mouth corners to hand-placed / exact points, in inter-ocular distances).
 """
 from __future__ import annotations
 
@@ -207,8 +209,60 @@ def test_video_memory_is_flat(benchmark, tmp_path):
     assert long["peak_rss_mb"] <= 1.10 * short["peak_rss_mb"] + 20, runs
 
 
+def landmark_accuracy(checkpoint: str) -> None:
+    """Eye centres and mouth corners of each landmark method against the points placed by
+    hand on the two real photographs (``tests/predict/real_faces.json``) and against the
+    renderer's exact points on five frontal synthetic faces, in inter-ocular distances."""
+    import warnings
+
+    import matplotlib.cbook
+    from PIL import Image
+    from skimage import data
+
+    from mgrr_pyg.data.synthetic.identity import make_identity
+    from mgrr_pyg.data.synthetic.render import Capture, FaceRenderer
+    from mgrr_pyg.facs import eye_centres
+    from mgrr_pyg.predict import Detector
+
+    warnings.simplefilter("ignore")
+    hand = json.loads((Path(__file__).parents[1] / "tests/predict/real_faces.json").read_text())["faces"]
+    grace = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    faces = {"astronaut": data.astronaut(), "grace_hopper": np.asarray(Image.open(grace).convert("RGB"))}
+
+    def points(landmarks):
+        return np.concatenate([eye_centres(landmarks), landmarks[[31, 37]]])
+
+    def error(row, truth):
+        found = points(np.array([[row[f"x_{i}"], row[f"y_{i}"]] for i in range(49)]))
+        return float(np.mean(np.linalg.norm(found - truth, axis=1) / np.linalg.norm(truth[0] - truth[1])))
+
+    synthetic = []
+    for subject in ("F001", "F003", "F005", "M001", "M005"):
+        renderer = FaceRenderer(make_identity(0, "BP4D", subject), 256)
+        image, landmarks = renderer.render({}, Capture(scale=0.9), None)
+        synthetic.append((np.asarray(image), points(landmarks)))
+    print(f"\n| landmarks ({Path(checkpoint).name}) | astronaut | Grace Hopper | 5 synthetic faces |"
+          "\n|---|---|---|---|")
+    for method, steps in (("template", 1), ("model", 1), ("model", 2)):
+        detector = Detector.from_checkpoint(checkpoint, landmarks=method, refine_steps=steps)
+        real = []
+        for name, image in faces.items():
+            p = hand[name]
+            truth = np.array([p["first_eye_centre"], p["second_eye_centre"], p["first_mouth_corner"],
+                              p["second_mouth_corner"]])
+            real.append(error(detector.predict(image).iloc[0], truth))
+        found = [error(t.iloc[0], truth) for t, truth in
+                 ((detector.predict(image), truth) for image, truth in synthetic) if t.iloc[0]["success"]]
+        label = method if method == "template" else f"model, {steps} step{'s' if steps > 1 else ''}"
+        print(f"| {label} | {100 * real[0]:.1f} % | {100 * real[1]:.1f} % | "
+              f"{100 * np.mean(found):.1f} % ({len(found)} found) |")
+
+
 def main() -> None:
     """Print the tables of bench/README.md's Prediction section."""
+    if "--landmark-accuracy" in sys.argv:
+        landmark_accuracy(sys.argv[sys.argv.index("--landmark-accuracy") + 1])
+        return
     torch.set_num_threads(THREADS)
     from mgrr_pyg.model import create_model
     from mgrr_pyg.predict.faces import CascadeFaceFinder
@@ -265,7 +319,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         checkpoint = checkpoint_path(folder)
-        print(f"\n| video frames | every | sampled | peak RSS (MB) | sampled frames/s |\n|---|---|---|---|---|")
+        print("\n| video frames | every | sampled | peak RSS (MB) | sampled frames/s |\n|---|---|---|---|---|")
         for frames in VIDEO_LENGTHS:
             run = video_run(folder, checkpoint, frames)
             print(f"| {frames} | {EVERY} | {run['sampled']} | {run['peak_rss_mb']:.0f} | "

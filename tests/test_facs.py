@@ -112,7 +112,7 @@ def test_au_rules_are_resolved_in_one_place_custom_first_then_built_in():
     assert list(rules) == [12, 99, 1]  # the AUs asked for, in their order
     assert rules[99] is custom and rules[1] is facs.AU_CENTRE_RULES[1]
     assert rules[12] == facs.AUCentreRule((4, 5), 0.5)  # a pair replaces the built-in rule
-    with pytest.raises(ValueError, match=r"aus: no centre rule for AU \[98\].*built-in rules cover"):
+    with pytest.raises(ValueError, match=r"no centre rule for AU \[98\].*built-in rules cover"):
         facs.resolve_au_rules((1, 98))
     with pytest.raises(ValueError, match=r"indices in 0\.\.48"):
         facs.resolve_au_rules((99,), {99: ((10, 60), 0.0)})
@@ -125,7 +125,8 @@ def test_au_rules_are_resolved_in_one_place_custom_first_then_built_in():
 
 
 @pytest.mark.parametrize("bad, match", [
-    (np.zeros((2, 48, 2)), r"points: expected shape \[B, 49, 2\] \(crop pixels\), found \[2, 48, 2\]"),
+    (np.zeros((2, 48, 2)),
+     r"points: expected shape \[B, 49, 2\] \(crop pixels\), found \[2, 48, 2\]"),
     (np.zeros((49, 2)), r"expected shape \[B, 49, 2\].*found \[49, 2\]"),
     ([[0.0, 0.0]] * 49, r"expected shape \[B, 49, 2\].*found list"),
 ])

@@ -1,15 +1,15 @@
 r"""Typed configuration of MGRR-Net: :class:`MGRRConfig` and the parts it is made of,
 one per part of the network, each handed whole to the module that uses it.
 
-================================  ===========================================  =========================
-part                              what it sets                                 used by
-================================  ===========================================  =========================
-:class:`StemConfig`               the two multi-scale patch layers -> O_G      :class:`~.stem.Stem`
-:class:`AlignmentConfig`          the landmark branch and its feature h        :class:`~.alignment.AlignmentBranch`
-:class:`RegionConfig`             AU regions (boxes) and the features V^0      :class:`~.MGRRNet` (boxes),
-                                                                               :class:`~.regions.AUFeatures`
-:class:`ReasoningConfig`          the K relational reasoning layers            :class:`~.reasoning.RelationalReasoningLayer`
-================================  ===========================================  =========================
+- :class:`StemConfig`: the two multi-scale patch layers giving :math:`O_G`
+  (:class:`~mgrr_pyg.model.stem.Stem`);
+- :class:`AlignmentConfig`: the landmark branch and its feature :math:`\mathbf{h}`
+  (:class:`~mgrr_pyg.model.alignment.AlignmentBranch`);
+- :class:`RegionConfig`: the AU regions (boxes around each AU's two centres) and the AU
+  features :math:`V^0` pooled in them (:class:`~mgrr_pyg.model.MGRRNet` places the
+  boxes, :class:`~mgrr_pyg.model.regions.AUFeatures` pools);
+- :class:`ReasoningConfig`: the :math:`K` relational reasoning layers
+  (:class:`~mgrr_pyg.model.reasoning.RelationalReasoningLayer`).
 
 The AU set (``aus``) and the AU feature width ``d_v`` are shared by every part and stay
 on :class:`MGRRConfig`; the two classifiers have no settings of their own (they are

@@ -165,9 +165,9 @@ def _sequence(args) -> Path:
     from mgrr_pyg.plots.faces import plot_prediction_sequence
 
     if args.predictions:
-        rows, name = _rows_of(_read_predictions(args.predictions), args.input, args.predictions)
+        rows, _ = _rows_of(_read_predictions(args.predictions), args.input, args.predictions)
     else:
-        rows, name = _predict(args, [args.input], every=args.every), args.input
+        rows = _predict(args, [args.input], every=args.every)
     timeline = sorted(int(f) for f in rows["frame"].unique())
     picks = np.unique(np.linspace(0, len(timeline) - 1, min(args.frames, len(timeline))).round()
                       .astype(int))

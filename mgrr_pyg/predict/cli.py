@@ -63,10 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="face finder: scikit-image's LBP cascade (default) or MediaPipe "
                              "(the mgrr_pyg[mediapipe] extra)")
     parser.add_argument("--landmarks", choices=("model", "template", "finder"), default=None,
-                        help="landmark method: the checkpoint's alignment branch from the box "
-                             "template (model, the default with the cascade), the box template "
-                             "alone (template), or the face finder's (finder, the default with "
-                             "mediapipe)")
+                        help="landmark method: the mean face shape fitted to the box (template, "
+                             "the default with the cascade), the checkpoint's alignment branch "
+                             "started from it (model: only for a checkpoint trained on real "
+                             "faces), or the face finder's (finder, the default with mediapipe)")
     parser.add_argument("--refine-steps", type=int, default=1,
                         help="re-alignments with the model's landmarks (--landmarks model)")
     parser.add_argument("--threshold", type=_threshold, default=0.5,

@@ -26,7 +26,7 @@ Rows with ``success`` = 0 leave every face column empty (NaN).
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 

@@ -143,7 +143,10 @@ class CascadeFaceFinder:
 
     Args:
         max_side (int): The frame is scaled down (area averaging) so that its longer
-            side is at most this many pixels before the search. (default: :obj:`384`)
+            side is at most this many pixels before the search; the cascade's smallest
+            window is 24 pixels there, so faces under ``24 / max_side`` of the frame's
+            longer side (1/16 by default: 120 px in a 1920-px frame) are missed: raise
+            it for small faces (slower). (default: :obj:`384`)
         min_face (float): Smallest face searched, as a fraction of the shorter side.
             (default: :obj:`0.1`)
         scale_factor (float): Window growth per scale step. (default: :obj:`1.15`)

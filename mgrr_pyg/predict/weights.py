@@ -51,13 +51,17 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def write_digest(path: str | os.PathLike) -> Path:
-    """Write ``<path>.sha256`` (atomically) for the file ``path``; returns its path."""
+def write_digest(path: str | os.PathLike, data: bytes | None = None) -> Path:
+    """Write ``<path>.sha256`` (atomically) for the file ``path``; returns its path.
+
+    ``data``: the bytes just written to ``path`` (``save_checkpoint`` has them in
+    memory), hashed instead of reading the file back."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"write_digest: checkpoint {path} does not exist")
     target = digest_path(path)
-    atomic_save_text(target, f"{file_sha256(path)}  {path.name}\n")
+    digest = hashlib.sha256(data).hexdigest() if data is not None else file_sha256(path)
+    atomic_save_text(target, f"{digest}  {path.name}\n")
     return target
 
 

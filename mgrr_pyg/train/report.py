@@ -14,7 +14,7 @@ threads, machine, library versions, time), from the same files.
 
 ``python -m mgrr_pyg.train.report`` rewrites every block of ``README.md`` and
 ``docs/results/*.md`` (or of the files given); ``--check`` changes nothing and exits
-with status 1 naming each block that differs from what its files give.
+with status 1 naming each file whose blocks differ from what their results files give.
 
 Kinds:
 
@@ -132,7 +132,8 @@ def describe_schedule(config: Mapping) -> str:
     if config["lr_gamma"] == 1:
         steps = "constant lr"
     else:
-        steps = f"lr x{_num(config['lr_gamma'])} every {config['lr_step']} epoch{'s' if config['lr_step'] != 1 else ''}"
+        every = config["lr_step"]
+        steps = f"lr x{_num(config['lr_gamma'])} every {every} epoch{'s' if every != 1 else ''}"
     epochs = config["epochs"]
     return (f"{optimiser}, {steps}, {epochs} epoch{'s' if epochs != 1 else ''}, batch "
             f"{config['batch_size']}, lambda {_num(config['lambda_align'])}, seed {config['seed']}")
@@ -165,7 +166,11 @@ def environment_parts(environment: Optional[Mapping]) -> dict[str, str]:
         parts["Threads"] = "not recorded"
     if machine:
         load = machine.get("load_average_1_5_15_min")
-        parts["Machine"] = (f"{machine.get('cpu') or 'unknown CPU'}, {machine.get('logical_cpus')} logical CPUs"
+        vector = machine.get("cpu_vector_extensions")
+        parts["Machine"] = (f"{machine.get('cpu') or 'unknown CPU'}"
+                            + (f" ({', '.join(vector) or 'no AVX2'}; torch kernels "
+                               f"{machine.get('torch_cpu_capability')})" if vector is not None else "")
+                            + f", {machine.get('logical_cpus')} logical CPUs"
                             + (f", {machine['accelerator']}" if machine.get("accelerator") else "")
                             + f", {machine.get('platform')}"
                             + (f"; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
@@ -184,11 +189,6 @@ def environment_parts(environment: Optional[Mapping]) -> dict[str, str]:
     return parts
 
 
-def describe_environment(environment: Optional[Mapping]) -> str:
-    """:func:`environment_parts` in one sentence."""
-    return "; ".join(environment_parts(environment).values())
-
-
 def run_parts(record: RunRecord) -> dict[str, str]:
     """How a run was made, one text per part: command (and commit), model and schedule,
     data, threads, machine, libraries, time."""
@@ -197,7 +197,9 @@ def run_parts(record: RunRecord) -> dict[str, str]:
     git = environment.get("git")
     command = f"`{environment['command']}`" if environment.get("command") else "not recorded"
     if git:
-        command += f" at commit {git['commit'][:10]}" + (" with uncommitted changes" if git.get("dirty") else "")
+        command += f" at commit {git['commit'][:10]}"
+        if git.get("dirty"):
+            command += " with uncommitted changes"
     preset = info.get("preset", cfg.get("preset"))
     model = f"`{preset}` preset" + (f", ablation `{cfg['ablation']}`" if cfg.get("ablation") else "")
     if info.get("parameters"):
@@ -214,7 +216,8 @@ def run_parts(record: RunRecord) -> dict[str, str]:
     return {
         "Command": command,
         "Model and schedule": f"{model}; {describe_schedule(cfg)}; {frames}; reported: "
-                              f"{record.data.get('selection', '?')} (epoch {record.data.get('reported_epoch', '?')})",
+                              f"{record.data.get('selection', '?')} "
+                              f"(epoch {record.data.get('reported_epoch', '?')})",
         "Data": source,
         **environment_parts(environment),
         "Time": f"{_duration(record.data['seconds'])} in all"
@@ -229,12 +232,15 @@ def describe_run(record: RunRecord) -> str:
 
 # -- renderers ----------------------------------------------------------------------------
 def _pct(value: Optional[float]) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{100 * value:.1f}"
 
 
 def _model_label(record: RunRecord) -> str:
     preset = record.info.get("preset", record.config.get("preset"))
-    return f"MGRR-Net (`{preset}`" + (f", `{record.config['ablation']}`" if record.config.get("ablation") else "") + ")"
+    ablation = record.config.get("ablation")
+    return f"MGRR-Net (`{preset}`" + (f", `{ablation}`" if ablation else "") + ")"
 
 
 def render_run(records: Sequence[RunRecord]) -> str:
@@ -260,8 +266,8 @@ def render_run(records: Sequence[RunRecord]) -> str:
     summary += (f". Margin over the best label-only baseline ({best_name}): "
                 f"**{margin:+.1f} F1 points**.")
     made = [f"- {name}: {text}" for name, text in run_parts(record).items()]
-    return "\n".join(lines + ["", summary, "", f"How it was made ([{Path(record.name).name}]({record.name})):",
-                              ""] + made)
+    link = f"[{Path(record.name).name}]({record.name})"
+    return "\n".join(lines + ["", summary, "", f"How it was made ({link}):", ""] + made)
 
 
 def _fold_name(record: RunRecord) -> str:
@@ -294,7 +300,8 @@ def render_folds(records: Sequence[RunRecord]) -> str:
 
     def row(label, values, bold=False):
         mean = _pct(float(np.nanmean(values)))
-        return "| " + " | ".join([label] + [_pct(v) for v in values] + [f"**{mean}**" if bold else mean]) + " |"
+        cells = [label] + [_pct(v) for v in values] + [f"**{mean}**" if bold else mean]
+        return "| " + " | ".join(cells) + " |"
 
     model = _model_label(first)
     best = [r.best_baseline[1].f1_mean for r in folds.values()]
@@ -354,7 +361,8 @@ def render_ablation(records: Sequence[RunRecord]) -> str:
     for setting, per_seed in runs.items():
         missing = [s for s in seeds if s not in per_seed]
         if missing:
-            raise ReportError(f"kind 'ablation': setting {setting!r} has no results file for seed(s) {missing}")
+            raise ReportError(f"kind 'ablation': setting {setting!r} has no results file for "
+                              f"seed(s) {missing}")
         values = np.array([100 * per_seed[s].metrics.f1_mean for s in seeds])
         std = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
         overrides = next(iter(per_seed.values())).info.get("overrides") or {}
@@ -461,7 +469,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         description="Regenerate the results tables between '<!-- results: KIND FILE... -->' and "
                     f"'{BLOCK_END}' markers from the results.json files they name.")
     parser.add_argument("files", nargs="*", type=Path,
-                        help=f"markdown files (default: {', '.join(DEFAULT_TARGETS)} under the current folder)")
+                        help=f"markdown files (default: {', '.join(DEFAULT_TARGETS)} under the "
+                             "current folder)")
     parser.add_argument("--check", action="store_true",
                         help="change nothing; exit 1 naming each file whose tables differ")
     args = parser.parse_args(argv)
@@ -481,7 +490,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 __all__ = ["BLOCK_END", "DEFAULT_TARGETS", "RENDERERS", "RESULTS_FORMAT", "ReportError", "RunRecord",
-           "describe_environment", "describe_run", "describe_schedule", "environment_parts", "fold_tables",
+           "describe_run", "describe_schedule", "environment_parts", "fold_tables",
            "load_run", "main", "marker", "regenerate", "render_block", "run_parts", "targets", "update"]
 
 if __name__ == "__main__":

@@ -45,31 +45,51 @@ def package_versions() -> dict:
     return versions
 
 
-def cpu_model() -> Optional[str]:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``)."""
+#: CPU vector extensions that decide which kernels torch, oneDNN and MKL run (and so the
+#: rounding of a run: the same code and threads on an AVX2 and an AVX-512 machine differ).
+VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
+def _cpuinfo_field(name: str) -> Optional[str]:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            if key.strip().lower() == name:
+                return value.strip()
     except OSError:
         pass
-    return platform.processor() or None
+    return None
+
+
+def cpu_model() -> Optional[str]:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``)."""
+    return _cpuinfo_field("model name") or platform.processor() or None
+
+
+def cpu_vector_extensions() -> Optional[list]:
+    """Which of :data:`VECTOR_FLAGS` the CPU has (``/proc/cpuinfo``; ``None`` elsewhere)."""
+    flags = _cpuinfo_field("flags")
+    return None if flags is None else [flag for flag in VECTOR_FLAGS if flag in flags.split()]
 
 
 def machine() -> dict:
-    """CPU model and counts, the load when the record was made, platform, accelerator."""
+    """CPU model, vector extensions and the kernels torch dispatches to, CPU count, the
+    load when the record was made, platform, accelerator."""
     try:
         load = [round(v, 2) for v in os.getloadavg()]
     except (AttributeError, OSError):
         load = None
-    accelerator = None
+    accelerator = capability = None
     if "torch" in sys.modules:
         import torch
 
+        capability = torch.backends.cpu.get_cpu_capability()  # ATen's kernels: DEFAULT, AVX2, AVX512...
         if torch.cuda.is_available():
             accelerator = torch.cuda.get_device_name(torch.cuda.current_device())
     return {
         "cpu": cpu_model(),
+        "cpu_vector_extensions": cpu_vector_extensions(),
+        "torch_cpu_capability": capability,
         "logical_cpus": os.cpu_count(),
         "load_average_1_5_15_min": load,
         "platform": platform.platform(),
@@ -143,5 +163,5 @@ def run_environment(argv: Optional[Sequence[str]] = None) -> dict:
     }
 
 
-__all__ = ["PACKAGES", "command_line", "cpu_model", "git_revision", "machine", "package_versions",
-           "prepared_data_digest", "run_environment", "thread_record"]
+__all__ = ["PACKAGES", "VECTOR_FLAGS", "command_line", "cpu_model", "cpu_vector_extensions", "git_revision",
+           "machine", "package_versions", "prepared_data_digest", "run_environment", "thread_record"]

@@ -2,6 +2,7 @@
 format of every checkpoint, flat / dotted / part keys, clear errors, the ablations."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import subprocess
@@ -124,6 +125,9 @@ def test_every_accepted_key_is_listed_for_the_set_check_and_works():
     keys = MGRRConfig.override_keys()
     assert len(keys) == len(set(keys))
     assert set(flat) <= set(keys) and {"stem", "alignment", "regions", "reasoning"} <= set(keys)
+    dotted = {f"{section}.{f.name}" for section in ("stem", "alignment", "regions", "reasoning")
+              for f in dataclasses.fields(getattr(config, section))}
+    assert dotted <= set(keys) and len(dotted) == len(flat) - 3  # all but name, aus, d_v
     for key in keys:
         section, _, name = key.partition(".")
         if key in flat:
@@ -238,8 +242,9 @@ def test_ablations_are_defined_once_and_every_switch_is_an_ablation_key():
 
 def test_random_prior_ablation_draws_the_adjacency_at_random():
     torch.manual_seed(0)
-    identity = create_model("tiny", **ablation_overrides("setting2")).layers[0].adjacency.detach()
-    drawn = create_model("tiny", **ablation_overrides("setting2_random")).layers[0].adjacency.detach()
+    identity, drawn = (create_model("tiny", **ablation_overrides(setting)).layers[0].adjacency
+                       for setting in ("setting2", "setting2_random"))
+    identity, drawn = identity.detach(), drawn.detach()
     assert torch.equal(identity, torch.eye(12))
     assert not torch.equal(drawn, torch.eye(12))
     assert 0 <= float(drawn.min()) and float(drawn.max()) < 1  # uniform [0, 1)

@@ -155,3 +155,13 @@ def test_au_features_follow_the_boxes():
         b = head(global_map, box_maps(moved))
     torch.testing.assert_close(a[0, 0], b[0, 0])
     assert (a[0, 1] - b[0, 1]).abs().max() > 1e-4
+
+
+def test_the_old_name_of_the_au_features_warns_and_works():
+    import mgrr_pyg.model
+    from mgrr_pyg.model import regions
+
+    with pytest.warns(DeprecationWarning, match="use AUFeatures"):
+        assert regions.AURegionFeatures is AUFeatures
+    with pytest.warns(DeprecationWarning, match="use AUFeatures"):
+        assert mgrr_pyg.model.AURegionFeatures is AUFeatures

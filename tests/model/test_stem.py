@@ -157,6 +157,17 @@ def test_patch_layer_is_residual_of_concatenated_patch_levels():
         torch.testing.assert_close(layer(image), expected)
 
 
+def test_the_old_name_of_the_patch_layer_warns_and_works():
+    from mgrr_pyg.model import stem as stem_module
+
+    with pytest.warns(DeprecationWarning, match="use MultiScalePatchLayer"):
+        assert stem_module.RegionLayer is MultiScalePatchLayer
+    import mgrr_pyg.model
+
+    with pytest.warns(DeprecationWarning, match="use MultiScalePatchLayer"):
+        assert mgrr_pyg.model.RegionLayer is MultiScalePatchLayer
+
+
 def test_stem_gives_the_global_map_at_a_quarter_of_the_crop():
     stem = Stem(StemConfig(channels=(8, 16))).eval()
     with torch.no_grad():

@@ -3,7 +3,6 @@ from files."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from PIL import Image
 

@@ -3,7 +3,6 @@ photographs bundled with the dependencies, synthetic faces and a synthetic video
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -99,7 +98,7 @@ def render_face(subject: str, size: int = 160, intensities=None, scale: float = 
     return np.asarray(image), points
 
 
-#: Frames of the synthetic video: (left face x offset or None, right face present).
+#: Frame rate of the synthetic test video.
 VIDEO_FPS = 10
 
 
@@ -125,10 +124,3 @@ def two_face_video(tmp_path_factory) -> Path:
 
     return write_video(tmp_path_factory.mktemp("video") / "two_faces.mp4", video_frames(),
                        fps=VIDEO_FPS)
-
-
-@pytest.fixture
-def no_digest_warning():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        yield

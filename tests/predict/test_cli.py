@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from mgrr_pyg.predict.cli import _threshold, export_main, main
+from mgrr_pyg.predict.cli import _threshold, main
 from mgrr_pyg.predict.columns import output_columns
 from mgrr_pyg.predict.weights import digest_path, file_sha256
 
@@ -46,10 +46,3 @@ def test_write_digest_and_missing_arguments(checkpoint, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["x.png"])
     assert "missing --checkpoint, --output" in capsys.readouterr().err
-
-
-def test_mgrr_export_writes_a_checked_torchscript_file(checkpoint, tmp_path, capsys):
-    out = tmp_path / "model.ts"
-    assert export_main(["--checkpoint", str(checkpoint), "--format", "torchscript", "-o", str(out),
-                        "--batch-size", "1"]) == 0
-    assert out.is_file() and "largest difference to eager mode" in capsys.readouterr().out

@@ -9,7 +9,6 @@ import pytest
 import torch
 from PIL import Image
 
-from mgrr_pyg.data.align import transform_points
 from mgrr_pyg.predict.columns import output_columns
 from mgrr_pyg.predict.faces import CascadeFaceFinder, box_template_landmarks
 from mgrr_pyg.train.checkpoint import model_from_checkpoint

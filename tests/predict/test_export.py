@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from mgrr_pyg.predict.export import (LANDMARK_TOLERANCE, PROB_TOLERANCE, check_export,
-                                     export_onnx, export_torchscript, exported_format,
-                                     load_exported)
+                                     exported_format, load_exported)
 from mgrr_pyg.predict.inference import EagerBackend, example_inputs
+from mgrr_pyg.predict.weights import file_sha256
 from mgrr_pyg.train.checkpoint import model_from_checkpoint
 
 BATCH = 2
@@ -20,20 +20,25 @@ def model(checkpoint):
 
 
 @pytest.fixture(scope="module")
-def exported(model, tmp_path_factory):
+def exported(checkpoint, tmp_path_factory):
+    """Both formats written by ``mgrr-export``."""
+    from mgrr_pyg.predict.cli import export_main
+
     folder = tmp_path_factory.mktemp("export")
-    export_torchscript(model, folder / "model.ts", BATCH, checkpoint_sha256="ab" * 32)
-    export_onnx(model, folder / "model.onnx", BATCH, checkpoint_sha256="ab" * 32)
-    return {"torchscript": folder / "model.ts", "onnx": folder / "model.onnx"}
+    paths = {"torchscript": folder / "model.ts", "onnx": folder / "model.onnx"}
+    for kind, path in paths.items():
+        assert export_main(["--checkpoint", str(checkpoint), "--format", kind, "-o", str(path),
+                            "--batch-size", str(BATCH)]) == 0
+    return paths
 
 
 @pytest.mark.parametrize("kind", ["torchscript", "onnx"])
-def test_exports_match_eager_mode_within_the_stated_tolerance(model, exported, kind):
+def test_exports_match_eager_mode_within_the_stated_tolerance(model, exported, kind, checkpoint):
     path = exported[kind]
     assert exported_format(path) == kind
     backend, meta = load_exported(path)
     assert meta["batch_size"] == BATCH and meta["aus"] == list(model.config.aus)
-    assert meta["checkpoint_sha256"] == "ab" * 32
+    assert meta["checkpoint_sha256"] == file_sha256(checkpoint)
     differences = check_export(model, path, batches=2)
     assert differences["probs"] <= PROB_TOLERANCE
     assert differences["landmarks"] <= LANDMARK_TOLERANCE
@@ -72,17 +77,29 @@ def test_the_predictor_runs_an_exported_model_like_eager(detector_factory, expor
                                atol=LANDMARK_TOLERANCE)
 
 
-def test_mgrr_predict_backend_onnx_from_a_checkpoint(checkpoint, tmp_path, astronaut, capsys):
+def test_mgrr_predict_backend_onnx_runs_the_exported_file(exported, tmp_path, astronaut, capsys):
     from PIL import Image
 
     from mgrr_pyg.predict.cli import main
 
     Image.fromarray(astronaut).save(tmp_path / "a.png")
     out = tmp_path / "out.csv"
-    assert main([str(tmp_path / "a.png"), "--checkpoint", str(checkpoint), "-o", str(out),
-                 "--backend", "onnx", "--batch-size", "2", "--landmarks", "template"]) == 0
+    assert main([str(tmp_path / "a.png"), "--checkpoint", str(exported["onnx"]), "-o", str(out),
+                 "--backend", "onnx", "--landmarks", "template"]) == 0
     assert "backend=onnx" in capsys.readouterr().err
     assert len(out.read_text().splitlines()) == 2
+
+
+def test_a_checkpoint_is_exported_in_memory_for_another_backend(checkpoint, detector_factory,
+                                                                astronaut):
+    from mgrr_pyg.predict import Detector
+
+    traced = Detector.from_checkpoint(checkpoint, backend="torchscript", batch_size=1,
+                                      landmarks="template")
+    assert traced.backend.name == "torchscript" and traced.batch_size == 1
+    eager = detector_factory(landmarks="template").predict(astronaut)
+    np.testing.assert_allclose(traced.predict(astronaut).iloc[:, 6:].to_numpy(float),
+                               eager.iloc[:, 6:].to_numpy(float), atol=LANDMARK_TOLERANCE)
 
 
 def test_an_exported_file_refuses_another_backend(exported):

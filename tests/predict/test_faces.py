@@ -99,7 +99,7 @@ def test_unknown_face_finder_is_refused():
 
 def test_mediapipe_without_the_extra_names_it():
     try:
-        import mediapipe  # noqa: F401
+        import mediapipe  # noqa: F401  (only whether it imports)
     except ImportError:
         with pytest.raises(ImportError, match=r"mgrr_pyg\[mediapipe\]"):
             make_face_finder("mediapipe")

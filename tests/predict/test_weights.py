@@ -18,6 +18,9 @@ def test_digest_is_the_files_sha256_in_sha256sum_format(tmp_path):
     assert target == tmp_path / "model.pt.sha256"
     assert target.read_text() == f"{hashlib.sha256(payload).hexdigest()}  model.pt\n"
     assert verify_digest(path) == hashlib.sha256(payload).hexdigest()
+    # from the bytes in memory (as save_checkpoint has them): the same line
+    target.unlink()
+    assert write_digest(path, data=payload).read_text() == f"{hashlib.sha256(payload).hexdigest()}  model.pt\n"
 
 
 def test_a_changed_checkpoint_is_refused_naming_file_and_both_digests(checkpoint, tmp_path):
