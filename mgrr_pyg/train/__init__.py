@@ -1,6 +1,7 @@
-"""Training and evaluation of MGRR-Net (the paper's schedule, checkpoints that resume
-bit for bit, DDP, mixed precision), the protocol's metrics and tables, the 3-fold and
-ablation runners, and the ``mgrr-train`` command line."""
+"""Training and evaluation of MGRR-Net (optimisers and LR schedules by name: the paper's
+SGD schedule and the quick AdamW one; checkpoints that resume bit for bit, DDP, mixed
+precision), the protocol's metrics and tables, the 3-fold and ablation runners, and the
+``mgrr-train`` command line."""
 from .checkpoint import (
     SCHEMA_VERSION,
     CheckpointError,

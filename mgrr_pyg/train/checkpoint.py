@@ -23,11 +23,14 @@ crash or a full disk never leaves a half-written checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
+import hashlib
 import io
 import os
 import random
 import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Optional
@@ -35,6 +38,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from mgrr_pyg.utils.digest import digest_path, write_digest
 from mgrr_pyg.utils.io import atomic_save_bytes
 
 SCHEMA_VERSION = 1
@@ -146,7 +150,8 @@ def save_checkpoint(path, *, model: torch.nn.Module, epoch: int, step_in_epoch: 
                     sampler_state: Optional[dict] = None, history: Optional[list] = None,
                     best: Optional[dict] = None, rng_state: Optional[dict] = None,
                     timing: Optional[dict] = None) -> Path:
-    """Write a checkpoint atomically.
+    """Write a checkpoint atomically, and its SHA-256 beside it (``<path>.sha256``,
+    :func:`mgrr_pyg.utils.digest.write_digest`, also atomic), which prediction checks.
 
     On an ``OSError`` while writing (e.g. ``ENOSPC``, a full disk) raises
     :class:`CheckpointWriteError` whose message says the previous checkpoint at
@@ -177,8 +182,11 @@ def save_checkpoint(path, *, model: torch.nn.Module, epoch: int, step_in_epoch: 
     }
     buffer = io.BytesIO()
     torch.save(state, buffer)
+    data = buffer.getvalue()
+    # Hashed before the rename, so that the digest follows the checkpoint within ms.
+    sha256 = hashlib.sha256(data).hexdigest()
     try:
-        atomic_save_bytes(path, buffer.getvalue())
+        atomic_save_bytes(path, data)
     except OSError as err:
         reason = os.strerror(err.errno) if err.errno else str(err)
         if err.errno == errno.ENOSPC:
@@ -190,6 +198,15 @@ def save_checkpoint(path, *, model: torch.nn.Module, epoch: int, step_in_epoch: 
             f"could not write checkpoint {path}: {reason} ({err}); {previous} "
             "(the write went to a temporary file that was removed)",
         ) from err
+    try:
+        write_digest(path, sha256=sha256)
+    except OSError as err:
+        # The checkpoint is good; a digest left from the previous one would call it damaged.
+        with contextlib.suppress(OSError):
+            digest_path(path).unlink(missing_ok=True)
+        warnings.warn(f"checkpoint {path} is written, but its digest {digest_path(path).name} "
+                      f"could not be ({err}); it will load with a warning, unchecked",
+                      stacklevel=2)
     return path
 
 

@@ -1,22 +1,29 @@
 """Command line: ``mgrr-train`` (one fold), ``examples/run_folds.py`` (3 folds) and
 ``examples/run_ablation.py`` (Table 6 / 7 ablations).
 
-With no ``--data-root`` the run uses the synthetic dataset (generated once into the
-cache) and the *quick* schedule, sized to finish in minutes on a 2-core CPU; with
-``--data-root`` the default is the paper's schedule. ``--schedule`` picks either
-explicitly; any explicit option (``--preset``, ``--epochs``...) wins over both.
+Every option of a training setting is made from its
+:class:`~mgrr_pyg.train.config.TrainConfig` field (:func:`~mgrr_pyg.train.config.setting`:
+name, help, parsing, choices, default), so a new setting is one field. With no
+``--data-root`` the run uses the synthetic dataset (generated once into the cache) and
+the *quick* schedule, sized to finish in minutes on a 2-core CPU; with ``--data-root``
+the default is the paper's schedule. ``--schedule`` picks either explicitly; any explicit
+option (``--preset``, ``--epochs``...) wins over both. ``--help`` shows the defaults of
+the schedule the rest of the command line chooses.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
-from mgrr_pyg.train.config import ABLATIONS, AMP_MODES, DATASETS, OPTIMIZERS, TrainConfig
+from mgrr_pyg.train.config import (ABLATIONS, GROUPS, TrainConfig, field_help,
+                                   parse_positive_int)
 
 #: Sized for a 2-core CPU (about 6 minutes including data generation): the tiny model,
-#: AdamW, every training frame, 600 test frames. The paper's schedule is ``--schedule paper``.
+#: AdamW, every training frame, 600 test frames. The paper's schedule is ``--schedule paper``
+#: (``preset`` ``None``: the dataset's full model, :data:`PAPER_PRESET`).
 SCHEDULES = {
     "quick": {"preset": "tiny", "epochs": 8, "batch_size": 8, "optimizer": "adamw", "lr": 1e-3,
               "max_train_frames": None, "max_test_frames": 600},
@@ -26,39 +33,25 @@ SCHEDULES = {
 PAPER_PRESET = {"BP4D": "mgrr_bp4d", "DISFA": "mgrr_disfa"}
 
 
-def _preset_names() -> list[str]:
-    try:
-        from mgrr_pyg.model import list_presets
-
-        return list_presets()
-    except ImportError:  # the model package is not importable: leave the check to create_model
-        return []
+def resolve_schedule(schedule: Optional[str], data_root: Optional[str]) -> str:
+    """``schedule`` if given, else ``paper`` with a ``data_root`` and ``quick`` without."""
+    return schedule or ("quick" if data_root is None else "paper")
 
 
-def _val_subjects(text: str):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number of subjects (e.g. 3) or a fraction (e.g. 0.2), found {text!r}"
-        ) from None
-    if value >= 1:
-        if value != int(value):
-            raise argparse.ArgumentTypeError(f"expected a whole number of subjects, found {text!r}")
-        return int(value)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive count or fraction, found {text!r}")
-    return value
-
-
-def _minutes(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of minutes >= 0, found {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of minutes >= 0, found {text!r}")
-    return value
+def chosen_schedule(argv: Optional[Sequence[str]]) -> str:
+    """The schedule a command line chooses (``--schedule``, else ``--data-root``), read
+    before the options are built so that ``--help`` shows that schedule's defaults."""
+    schedule = data_root = None
+    argv = list(argv or [])
+    for position, arg in enumerate(argv):
+        if arg == "--schedule" and position + 1 < len(argv):
+            schedule = argv[position + 1]
+        elif arg.startswith("--schedule="):
+            schedule = arg.split("=", 1)[1]
+        elif arg == "--data-root" or arg.startswith("--data-root="):
+            data_root = arg
+    schedule = schedule if schedule in SCHEDULES else None  # a bad value: the parser says so
+    return resolve_schedule(schedule, data_root)
 
 
 def _override(text: str):
@@ -76,139 +69,151 @@ def _override(text: str):
     return key.strip(), value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}")
+def _argument_type(parse):
+    """A field's text parser as an argparse ``type``: its ValueError message becomes
+    ``argument --name: message`` (Python's own ``int`` / ``float`` keep argparse's)."""
+    if parse in (None, str, int, float):
+        return parse
+
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def _shown(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _choices(f: dataclasses.Field) -> Optional[list]:
+    choices = f.metadata["choices"]
+    if callable(choices):
+        try:
+            choices = choices()
+        except ImportError:  # e.g. the model package is not importable: the run will say so
+            return None
+    return list(choices) if choices else None
+
+
+def _schedule_default(name: str, schedule: str, dataset: Optional[str]) -> Any:
+    value = SCHEDULES[schedule][name]
+    if name == "preset" and value is None:
+        return PAPER_PRESET[dataset] if dataset else " / ".join(
+            f"{preset} ({data})" for data, preset in PAPER_PRESET.items())
     return value
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, found {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, found {text!r}")
-    return value
+def describe_schedule_defaults(schedule: str, dataset: Optional[str] = None) -> str:
+    """What a schedule of :data:`SCHEDULES` sets, in words (the ``--schedule`` help)."""
+    values = SCHEDULES[schedule]
+    train, test = values["max_train_frames"], values["max_test_frames"]
+    return (f"preset {_schedule_default('preset', schedule, dataset)}, {values['epochs']} epochs, "
+            f"batch {values['batch_size']}, {values['optimizer']} lr {values['lr']:g}, "
+            + ("every training frame" if train is None else f"{train} training frames") + ", "
+            + ("every test frame" if test is None else f"{test} test frames"))
 
 
-def add_training_arguments(parser: argparse.ArgumentParser, dataset: Optional[str] = None) -> None:
-    """The options shared by the single-fold, 3-fold and ablation commands."""
-    presets = _preset_names()
-    data = parser.add_argument_group("data")
-    if dataset is None:
-        data.add_argument("--dataset", choices=DATASETS, default="BP4D", help="dataset (default: BP4D)")
-    data.add_argument("--data-root", help="raw BP4D / DISFA folder or prepared lists (detected); "
-                      "default: synthetic data generated into the cache")
-    data.add_argument("--prepared-root", help="where raw data is prepared (default: in the cache)")
-    data.add_argument("--image-root", help="with prepared lists in --data-root: the folder their image "
-                      "paths are relative to (default: from prepare.json, else <data-root>/images "
-                      "or <data-root>)")
-    data.add_argument("--cache-dir", help="cache folder (default: $MGRR_CACHE or ~/.cache/mgrr_pyg)")
-    data.add_argument("--synthetic-preset", choices=("tiny", "default"), default="default",
-                      help="size of the synthetic dataset (default: default)")
-    data.add_argument("--synthetic-seed", type=int, default=0, help="seed of the synthetic data")
-    data.add_argument("--max-train-frames", type=_positive_int,
-                      help="train on a seeded random subset of this many frames")
-    data.add_argument("--max-test-frames", type=_positive_int,
-                      help="evaluate on this many evenly spaced test frames")
-    data.add_argument("--val-subjects", type=_val_subjects,
-                      help="hold out N training-part subjects (or a fraction) to choose the epoch")
-    model = parser.add_argument_group("model")
-    model.add_argument("--schedule", choices=sorted(SCHEDULES),
-                       help="quick (tiny model, frame budget; the default without --data-root) or "
-                            "paper (full model, 15 epochs, every frame; the default with --data-root)")
-    model.add_argument("--preset", choices=presets or None, metavar="PRESET",
-                       help="model preset" + (f": {', '.join(presets)}" if presets else ""))
-    model.add_argument("--ablation", choices=sorted(ABLATIONS),
-                       help="Table 6 setting / Table 7 depth switches applied to the preset")
-    model.add_argument("--set", dest="overrides", action="append", type=_override, default=[],
-                       metavar="KEY=VALUE", help="model config override, e.g. --set num_layers=3 (repeatable)")
-    model.add_argument("--init-from", help="checkpoint of another AU set to start from (DISFA from BP4D)")
-    opt = parser.add_argument_group("optimisation (defaults: the paper's)")
-    opt.add_argument("--epochs", type=_positive_int)
-    opt.add_argument("--batch-size", type=_positive_int)
-    opt.add_argument("--optimizer", choices=OPTIMIZERS,
-                     help="sgd (the paper's, Nesterov) or adamw (default: the schedule's)")
-    opt.add_argument("--lr", type=float, help="learning rate (default: the schedule's)")
-    opt.add_argument("--momentum", type=float, default=0.9)
-    opt.add_argument("--weight-decay", type=float, default=5e-4)
-    opt.add_argument("--lr-step", type=_positive_int, default=2, help="halve the lr every N epochs")
-    opt.add_argument("--lr-gamma", type=float, default=0.5)
-    opt.add_argument("--lambda-align", type=float, default=0.5)
-    opt.add_argument("--threshold", type=float, default=0.5, help="decision threshold")
-    opt.add_argument("--seed", type=int, default=0)
-    run = parser.add_argument_group("runtime")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
-    run.add_argument("--amp", choices=AMP_MODES, default="none", help="autocast dtype (fp16: CUDA only)")
-    run.add_argument("--channels-last", action="store_true", help="channels_last memory format (CUDA)")
-    run.add_argument("--compile", action="store_true", help="torch.compile the model")
-    run.add_argument("--workers", type=_non_negative_int, help="DataLoader workers (default: min(2, cpus))")
-    run.add_argument("--threads", type=_positive_int,
-                     help="torch intra-op CPU threads for this run (default: $OMP_NUM_THREADS if "
-                          "set, else half the usable CPUs, at least 1, so the run degrades gracefully "
-                          "on a CPU shared with other jobs); results are bit-reproducible only at "
-                          "the same thread count")
-    run.add_argument("--checkpoint-every", type=_non_negative_int, default=0,
-                     help="also checkpoint every N steps inside an epoch (0: not by steps)")
-    run.add_argument("--checkpoint-minutes", type=_minutes, default=5.0,
-                     help="also checkpoint inside an epoch every M minutes of training, so a "
-                          "killed run loses at most M minutes (0: not by time)")
-    run.add_argument("--output", help="output folder (default: runs/<dataset>-fold<f>-<preset>-seed<s>)")
-    run.add_argument("--resume", action="store_true", help="resume from <output>/last.pt (error if absent); "
-                     "a run with the same config resumes automatically")
-    run.add_argument("--overwrite", action="store_true", help="start afresh: delete the checkpoints "
-                     "(last.pt, best.pt) and logs an earlier run left in --output")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
-    run.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard logs")
+def add_field_argument(container, f: dataclasses.Field, schedule: str = "quick",
+                       dataset: Optional[str] = None) -> None:
+    """The option of one :class:`TrainConfig` field, with its help and the default that
+    applies: the field's, or ``schedule``'s where the schedule sets it."""
+    meta = f.metadata
+    name = f.name
+    dash = name.replace("_", "-")
+    help_text = field_help(f)
+    if isinstance(f.default, bool):  # a switch: the flag turns the default around
+        flag = meta["flag"] or (f"--no-{dash}" if f.default else f"--{dash}")
+        container.add_argument(flag, dest=name, action="store_false" if f.default else "store_true",
+                               help=_escape(meta["flag_help"] or help_text))
+        return
+    flag = meta["flag"] or f"--{dash}"
+    choices = _choices(f)
+    metavar = meta["metavar"]
+    if choices and metavar:  # too many to show in the usage line: listed in the help
+        help_text += ": " + ", ".join(str(c) for c in choices)
+    if name == "model_overrides":  # --set KEY=VALUE, repeatable
+        container.add_argument(flag, dest=name, action="append", type=_override, default=[],
+                               metavar=metavar, help=_escape(help_text))
+        return
+    if name in SCHEDULES[schedule]:
+        default = None  # filled in by config_from_args from the chosen schedule
+        value = _schedule_default(name, schedule, dataset)
+        shown = (meta["shown_default"] if value is None else _shown(value)) + f", {schedule} schedule"
+    else:
+        default = f.default
+        shown = meta["shown_default"] if default is None else _shown(default)
+    if shown:
+        help_text += f" (default: {shown})"
+    container.add_argument(flag, dest=name, type=_argument_type(meta["parse"]), default=default,
+                           choices=choices, metavar=metavar, help=_escape(help_text))
+
+
+def _escape(text: str) -> str:
+    return text.replace("%", "%%")  # argparse formats help with %-style placeholders
+
+
+def _field(name: str) -> dataclasses.Field:
+    return {f.name: f for f in dataclasses.fields(TrainConfig)}[name]
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, dataset: Optional[str] = None,
+                           schedule: str = "quick") -> None:
+    """The options shared by the single-fold, 3-fold and ablation commands: one per
+    :class:`TrainConfig` field (those declared ``cli=False``, like ``fold``, are the
+    command's own), ``--schedule`` and ``--threads``. Defaults that a schedule sets are
+    shown as ``schedule``'s (:func:`chosen_schedule` of the command line)."""
+    groups = {name: parser.add_argument_group(name) for name in GROUPS}
+    groups["model"].add_argument(
+        "--schedule", choices=sorted(SCHEDULES),
+        help=_escape("which defaults the options marked 'quick schedule' / 'paper schedule' take. "
+                     + "; ".join(f"{name}: {describe_schedule_defaults(name, dataset)}"
+                                 for name in SCHEDULES)
+                     + f" (default: {schedule}; without --data-root quick, with it paper)"))
+    for f in dataclasses.fields(TrainConfig):
+        if not f.metadata["cli"] or (f.name == "dataset" and dataset is not None):
+            continue
+        add_field_argument(groups[f.metadata["group"]], f, schedule, dataset)
+    groups["runtime"].add_argument(
+        "--threads", type=_argument_type(parse_positive_int),
+        help="torch intra-op CPU threads for this run (default: $OMP_NUM_THREADS if set, else half "
+             "the usable CPUs, at least 1, so the run degrades gracefully on a CPU shared with "
+             "other jobs); results are bit-reproducible only at the same thread count")
 
 
 def config_from_args(args: argparse.Namespace, dataset: Optional[str] = None, **extra) -> TrainConfig:
     """A :class:`TrainConfig` from parsed arguments (schedule defaults filled in)."""
     dataset = dataset or args.dataset
-    schedule = args.schedule or ("quick" if args.data_root is None else "paper")
-    defaults = SCHEDULES[schedule]
-    preset = args.preset or defaults["preset"] or PAPER_PRESET[dataset]
-    overrides = {}
-    for key, value in args.overrides:
-        overrides[key] = value
-    values = dict(
-        dataset=dataset, data_root=args.data_root, prepared_root=args.prepared_root,
-        image_root=args.image_root,
-        cache_dir=args.cache_dir, synthetic_preset=args.synthetic_preset,
-        synthetic_seed=args.synthetic_seed, preset=preset, model_overrides=overrides,
-        ablation=args.ablation, epochs=args.epochs or defaults["epochs"],
-        batch_size=args.batch_size or defaults["batch_size"],
-        optimizer=args.optimizer or defaults["optimizer"],
-        lr=args.lr if args.lr is not None else defaults["lr"], momentum=args.momentum,
-        weight_decay=args.weight_decay, lr_step=args.lr_step, lr_gamma=args.lr_gamma,
-        lambda_align=args.lambda_align, threshold=args.threshold, seed=args.seed,
-        max_train_frames=args.max_train_frames if args.max_train_frames else defaults["max_train_frames"],
-        max_test_frames=args.max_test_frames if args.max_test_frames else defaults["max_test_frames"],
-        val_subjects=args.val_subjects, device=args.device, amp=args.amp,
-        channels_last=args.channels_last, compile=args.compile, workers=args.workers,
-        checkpoint_every=args.checkpoint_every, checkpoint_minutes=args.checkpoint_minutes,
-        output=args.output, resume=args.resume,
-        overwrite=args.overwrite, progress=not args.no_progress,
-        tensorboard=not args.no_tensorboard, init_from=args.init_from,
-    )
-    if getattr(args, "fold", None) is not None:
-        values["fold"] = args.fold
+    defaults = SCHEDULES[resolve_schedule(args.schedule, args.data_root)]
+    values: dict[str, Any] = {"dataset": dataset}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "dataset" or not hasattr(args, f.name):
+            continue
+        value = getattr(args, f.name)
+        if value is None and f.name in defaults:
+            value = defaults[f.name]
+        values[f.name] = value
+    values["model_overrides"] = dict(args.model_overrides)
+    values["preset"] = values["preset"] or PAPER_PRESET[dataset]
     values.update(extra)
     return TrainConfig(**values)
 
 
-def build_parser(dataset: Optional[str] = None, prog: Optional[str] = None) -> argparse.ArgumentParser:
+def _add_fold(parser: argparse.ArgumentParser) -> None:
+    add_field_argument(parser, _field("fold"))
+
+
+def build_parser(dataset: Optional[str] = None, prog: Optional[str] = None,
+                 schedule: str = "quick") -> argparse.ArgumentParser:
+    """The ``mgrr-train`` options; ``--help`` shows the defaults of ``schedule``."""
     parser = argparse.ArgumentParser(
         prog=prog, description=(f"Train and evaluate MGRR-Net on one fold of {dataset or 'BP4D / DISFA'} "
-                                "(fold f tests on part f and trains on the other two)."),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--fold", type=int, choices=(1, 2, 3), default=1, help="fold 1-3")
-    add_training_arguments(parser, dataset)
+                                "(fold f tests on part f and trains on the other two)."))
+    _add_fold(parser)
+    add_training_arguments(parser, dataset, schedule)
     return parser
 
 
@@ -238,7 +243,8 @@ def _run_or_exit(parser: argparse.ArgumentParser, fn, args=None):
 def main(argv: Optional[Sequence[str]] = None, dataset: Optional[str] = None,
          prog: Optional[str] = None):
     """``mgrr-train``: train one fold and print the results table."""
-    parser = build_parser(dataset, prog)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(dataset, prog, chosen_schedule(argv))
     args = parser.parse_args(argv)
 
     def go():
@@ -259,10 +265,11 @@ def folds_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None)
     """``examples/run_folds.py``: all three folds, per-fold and mean tables, box plot."""
     parser = argparse.ArgumentParser(
         prog=prog, description="Run the 3-fold protocol; per-fold and mean F1 / accuracy / AUC "
-                               "tables and a per-AU F1 box plot.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--folds", type=int, nargs="+", choices=(1, 2, 3), default=[1, 2, 3])
-    add_training_arguments(parser)
+                               "tables and a per-AU F1 box plot.")
+    parser.add_argument("--folds", type=int, nargs="+", choices=(1, 2, 3), default=[1, 2, 3],
+                        help="the folds to run, each in <output>/fold<f> (default: 1 2 3)")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    add_training_arguments(parser, schedule=chosen_schedule(argv))
     args = parser.parse_args(argv)
 
     def go():
@@ -278,16 +285,18 @@ def ablation_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = No
     """``examples/run_ablation.py``: Table 6 settings and K = 1/2/3 over several seeds."""
     parser = argparse.ArgumentParser(
         prog=prog, description="Ablations (Table 6 settings, Table 7 depths) on one budget with "
-                               "several seeds; mean and spread of the mean F1.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--fold", type=int, choices=(1, 2, 3), default=1)
-    parser.add_argument("--settings", nargs="+", choices=sorted(ABLATIONS),
-                        default=["setting1", "setting2", "setting3", "setting4", "setting5",
-                                 "setting6", "full", "k1", "k3"],
-                        help="Table 6 settings / Table 7 depths ('full' is also K=2, so k2 is "
-                             "left out by default)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    add_training_arguments(parser)
+                               "several seeds; mean and spread of the mean F1.")
+    _add_fold(parser)
+    settings = ["setting1", "setting2", "setting3", "setting4", "setting5", "setting6", "full",
+                "k1", "k3"]
+    parser.add_argument("--settings", nargs="+", choices=sorted(ABLATIONS), default=settings,
+                        metavar="SETTING",
+                        help=f"Table 6 settings / Table 7 depths: {', '.join(sorted(ABLATIONS))} "
+                             f"(default: {' '.join(settings)}; 'full' is also K=2, so k2 is left out)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="the seeds of every setting (default: 0 1 2)")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    add_training_arguments(parser, schedule=chosen_schedule(argv))
     args = parser.parse_args(argv)
 
     def go():
@@ -299,5 +308,14 @@ def ablation_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = No
     return _run_or_exit(parser, go, args)
 
 
-__all__ = ["SCHEDULES", "ablation_main", "add_training_arguments", "build_parser", "config_from_args",
-           "folds_main", "main"]
+def console_main(argv: Optional[Sequence[str]] = None) -> int:
+    """The ``mgrr-train`` console script: :func:`main`, exit status 0 on success. (A console
+    script passes its function's return value to ``sys.exit``; :func:`main` returns the
+    run's results for Python callers, which ``sys.exit`` would print and turn into status 1.)"""
+    main(argv)
+    return 0
+
+
+__all__ = ["PAPER_PRESET", "console_main", "SCHEDULES", "ablation_main", "add_field_argument", "add_training_arguments",
+           "build_parser", "chosen_schedule", "config_from_args", "describe_schedule_defaults",
+           "folds_main", "main", "resolve_schedule"]

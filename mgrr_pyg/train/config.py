@@ -2,25 +2,39 @@
 
 :class:`TrainConfig` holds everything a training run needs to be repeated: the data
 (dataset, root, fold, frame budget), the model (preset name and overrides), the
-optimisation schedule of the paper and the runtime switches (device, mixed precision,
-``torch.compile``, workers). ``to_dict()`` gives plain Python types (it is stored in
-every checkpoint and in ``config.json``) and ``from_dict()`` rebuilds it, rejecting
-unknown keys.
+optimiser, learning-rate schedule and loss weight, the validation choice of the reported
+epoch and the runtime switches (device, mixed precision, ``torch.compile``, workers,
+checkpoints). ``to_dict()`` gives plain Python types (it is stored in every checkpoint
+and in ``config.json``) and ``from_dict()`` rebuilds it, rejecting unknown keys.
+
+Each field is declared with :func:`setting`: its default, one line of help and its
+command-line group. That one declaration is the field's documentation (the ``Args`` of
+:class:`TrainConfig` are generated from it) and its ``mgrr-train`` option
+(:mod:`mgrr_pyg.train.cli` builds the options from the fields). A new field's default
+must reproduce what the code did before the field existed: a checkpoint or
+``config.json`` written without it is read as having that default
+(:meth:`TrainConfig.complete_dict`).
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import textwrap
+import warnings
 from dataclasses import dataclass, field, fields
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 # The ``--ablation`` names (Table 6 settings, Table 7 depths) and the switches they set are
 # defined with the model presets; importable from here as before.
 from mgrr_pyg.model.presets import ABLATION_FIELDS, ABLATIONS, ablation_overrides
+from mgrr_pyg.utils import records
+from mgrr_pyg.utils.records import plain
 
-#: "sgd" is the paper's (Nesterov momentum); "adamw" (momentum unused) is the quick CPU
-#: schedule's: a few hundred steps from scratch are too few for SGD at lr 0.01.
-OPTIMIZERS = ("sgd", "adamw")
+# Optimisers, learning-rate schedules and selection metrics are registries, validated by
+# name (``list_optimizers()``...): a new one is one entry there, no edit here.
+from mgrr_pyg.train.optim import list_optimizers, list_schedulers, optimizer_entry, scheduler_entry
+from mgrr_pyg.train.selection import list_selection_metrics, selection_metric
+
 AMP_MODES = ("none", "bf16", "fp16")
 DATASETS = ("BP4D", "DISFA")
 
@@ -43,98 +57,235 @@ def default_workers() -> int:
     return min(2, cpus)
 
 
+# -- command-line text of the fields -------------------------------------------------------
+# Each raises ValueError with the message a person needs; the command line shows it as
+# ``argument --name: message``.
+def parse_positive_int(text: str) -> int:
+    """``"3"`` -> 3; an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"expected a positive integer, found {text!r}") from None
+    if value < 1:
+        raise ValueError(f"expected a positive integer, found {text!r}")
+    return value
+
+
+def parse_non_negative_int(text: str) -> int:
+    """``"0"`` -> 0; an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"expected an integer >= 0, found {text!r}") from None
+    if value < 0:
+        raise ValueError(f"expected an integer >= 0, found {text!r}")
+    return value
+
+
+def parse_minutes(text: str) -> float:
+    """``"0.5"`` -> 0.5; a finite number of minutes >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number of minutes >= 0, found {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"expected a number of minutes >= 0, found {text!r}")
+    return value
+
+
+def parse_subjects(text: str) -> Union[int, float]:
+    """``"3"`` -> 3 subjects, ``"0.2"`` -> a fifth of them."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(
+            f"expected a number of subjects (e.g. 3) or a fraction (e.g. 0.2), found {text!r}"
+        ) from None
+    if value >= 1:
+        if value != int(value):
+            raise ValueError(f"expected a whole number of subjects, found {text!r}")
+        return int(value)
+    if value <= 0:
+        raise ValueError(f"expected a positive count or fraction, found {text!r}")
+    return value
+
+
+#: The command-line groups of the fields, in ``--help`` order.
+GROUPS = ("data", "model", "optimisation", "runtime")
+
+
+def setting(default: Any = dataclasses.MISSING, *, help: Union[str, Callable[[], str]], group: str,
+            default_factory: Any = dataclasses.MISSING, parse: Optional[Callable[[str], Any]] = None,
+            choices: Union[Sequence, Callable[[], Sequence], None] = None,
+            shown_default: Optional[str] = None, flag: Optional[str] = None,
+            flag_help: Optional[str] = None, metavar: Optional[str] = None, cli: bool = True):
+    """A :class:`TrainConfig` field with what documents it and makes its option.
+
+    Args:
+        default, default_factory: As for :func:`dataclasses.field`.
+        help (str or callable): What the field does, one sentence without the default
+            (or a function returning it, for a text read from a registry).
+        group (str): Its ``--help`` group, one of :data:`GROUPS`.
+        parse (callable, optional): Option text -> value (raising ValueError with a
+            message for people). (default: the text itself)
+        choices (sequence or callable, optional): The allowed values, or a function
+            returning them (a registry read when the options are built).
+        shown_default (str, optional): The default in words, where the value alone
+            does not say it (``None`` that means "every frame"...).
+        flag (str, optional): The option's name. (default: ``--`` and the field name
+            with dashes; ``--no-<name>`` for a switch that is on by default)
+        flag_help (str, optional): For a switch: what giving the flag does.
+        metavar (str, optional): The option's value in ``--help``.
+        cli (bool): Whether :func:`mgrr_pyg.train.cli.add_training_arguments` adds it
+            (``False``: the command adds it itself, or it has no option).
+    """
+    if group not in GROUPS:
+        raise ValueError(f"setting: group expected one of {GROUPS}, found {group!r}")
+    metadata = {"help": help, "group": group, "parse": parse, "choices": choices,
+                "shown_default": shown_default, "flag": flag, "flag_help": flag_help,
+                "metavar": metavar, "cli": cli}
+    return field(default=default, default_factory=default_factory, metadata=metadata)
+
+
+def _preset_names() -> list[str]:
+    from mgrr_pyg.model import list_presets
+
+    return list_presets()
+
+
+def _choices_help(names: Sequence[str], entry) -> str:
+    return "; ".join(f"{name}: {entry(name).help}" for name in names)
+
+
 @dataclass
 class TrainConfig:
     """Configuration of one training run (one dataset, one fold).
 
     The defaults are the paper's schedule (section 4.2): SGD with Nesterov momentum
-    0.9, weight decay 5e-4, learning rate 0.01 halved every two epochs, 15 epochs,
-    joint loss :math:`L = L_{au} + L_{int} + \\lambda L_{align}` with
-    :math:`\\lambda = 0.5` (Eq. 11).
-
-    Args:
-        dataset (str): ``"BP4D"`` or ``"DISFA"``. (default: ``"BP4D"``)
-        data_root (str, optional): Raw or prepared dataset folder; ``None`` uses the
-            synthetic dataset generated into the cache. (default: ``None``)
-        image_root (str, optional): With prepared lists in ``data_root``: the folder
-            their image paths are relative to. (default: from ``prepare.json``, else
-            ``<data_root>/images`` or ``data_root``)
-        fold (int): Fold 1-3; fold ``f`` tests on part ``f``. (default: ``1``)
-        preset (str): Model preset for ``create_model``. (default: ``"mgrr_bp4d"``)
-        model_overrides (dict): Extra ``create_model`` keyword arguments.
-        ablation (str, optional): A key of :data:`ABLATIONS` (Table 6 / 7 switch).
-        epochs (int): Training epochs. (default: ``15``)
-        batch_size (int): Images per optimiser step (per process under DDP).
-            (default: ``8``)
-        lr, momentum, nesterov, weight_decay: SGD settings. (default: ``0.01, 0.9,
-            True, 5e-4``)
-        lr_step, lr_gamma: StepLR: multiply the learning rate by ``lr_gamma`` every
-            ``lr_step`` epochs. (default: ``2, 0.5``)
-        lambda_align (float): Weight of the alignment loss. (default: ``0.5``)
-        threshold (float): Decision threshold on the probabilities. (default: ``0.5``)
-        seed (int): Seed of the model initialisation, shuffling and augmentation.
-        max_train_frames, max_test_frames (int, optional): Frame budgets: a seeded
-            random subset of the training frames / an evenly strided subset of the
-            test frames (CPU-sized runs). ``None`` uses every frame.
-        val_subjects (int or float, optional): Hold out this many training-part
-            subjects (or this fraction of them) as a validation split that chooses
-            the reported epoch (``best.pt``). ``None``: report the last epoch.
-        device (str): ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
-        amp (str): ``"none"``, ``"bf16"`` or ``"fp16"`` autocast (fp16 on CUDA only).
-        channels_last (bool): ``channels_last`` memory format (CUDA only).
-        compile (bool): Wrap the model in ``torch.compile``.
-        workers (int, optional): DataLoader workers; ``None`` is ``min(2, cpus)``.
-        checkpoint_every (int): Also checkpoint every this many steps inside an
-            epoch (0: not by steps).
-        checkpoint_minutes (float): Also checkpoint inside an epoch once this many
-            minutes of training have passed since the last checkpoint, so a killed
-            run loses at most that much (0: not by time). (default: ``5``)
-        output (str, optional): Output folder.
-        init_from (str, optional): A BP4D checkpoint to initialise a DISFA model from.
+    0.9, weight decay 5e-4, learning rate 0.01 multiplied by 0.5 every two epochs (the
+    ``step`` schedule), 15 epochs, joint loss :math:`L = L_{au} + L_{int} + \\lambda
+    L_{align}` with :math:`\\lambda = 0.5` (Eq. 11). ``mgrr-train`` without ``--data-root``
+    uses its *quick* schedule instead (:data:`mgrr_pyg.train.cli.SCHEDULES`).
     """
 
-    dataset: str = "BP4D"
-    data_root: Optional[str] = None
-    prepared_root: Optional[str] = None
-    image_root: Optional[str] = None
-    cache_dir: Optional[str] = None
-    synthetic_preset: str = "default"
-    synthetic_seed: int = 0
-    fold: int = 1
-    preset: str = "mgrr_bp4d"
-    model_overrides: dict = field(default_factory=dict)
-    ablation: Optional[str] = None
-    epochs: int = 15
-    batch_size: int = 8
-    eval_batch_size: Optional[int] = None
-    optimizer: str = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    lr_step: int = 2
-    lr_gamma: float = 0.5
-    lambda_align: float = 0.5
-    threshold: float = 0.5
-    seed: int = 0
-    max_train_frames: Optional[int] = None
-    max_test_frames: Optional[int] = None
-    val_subjects: Optional[Union[int, float]] = None
-    device: str = "auto"
-    amp: str = "none"
-    channels_last: bool = False
-    compile: bool = False
-    workers: Optional[int] = None
-    drop_last: bool = True
-    checkpoint_every: int = 0
-    checkpoint_minutes: float = 5.0
-    log_every: int = 1
-    progress: bool = True
-    tensorboard: bool = True
-    output: Optional[str] = None
-    resume: bool = False
-    overwrite: bool = False
-    init_from: Optional[str] = None
+    # -- data ------------------------------------------------------------------------------
+    dataset: str = setting("BP4D", group="data", choices=DATASETS,
+                           help="the dataset and its AU set: BP4D (12 AUs) or DISFA (8 AUs)")
+    data_root: Optional[str] = setting(
+        None, group="data", shown_default="synthetic data generated into the cache",
+        help="raw BP4D / DISFA folder or prepared lists (detected); with it the default "
+             "schedule is the paper's")
+    prepared_root: Optional[str] = setting(
+        None, group="data", shown_default="in the cache",
+        help="where raw data from --data-root is prepared (aligned faces and lists)")
+    image_root: Optional[str] = setting(
+        None, group="data", shown_default="from prepare.json, else <data-root>/images or <data-root>",
+        help="with prepared lists in --data-root: the folder their image paths are relative to")
+    cache_dir: Optional[str] = setting(
+        None, group="data", shown_default="$MGRR_CACHE or ~/.cache/mgrr_pyg",
+        help="cache folder of the synthetic and the prepared data")
+    synthetic_preset: str = setting("default", group="data", choices=("tiny", "default"),
+                                    help="size of the synthetic dataset (without --data-root)")
+    synthetic_seed: int = setting(0, group="data", parse=int, help="seed of the synthetic dataset")
+    fold: int = setting(1, group="data", parse=int, choices=(1, 2, 3), cli=False,
+                        help="the fold: fold f tests on part f and trains on the other two")
+    # -- model -----------------------------------------------------------------------------
+    preset: str = setting("mgrr_bp4d", group="model", choices=_preset_names, metavar="PRESET",
+                          help="model preset")
+    model_overrides: dict = setting(
+        group="model", default_factory=dict, flag="--set", metavar="KEY=VALUE",
+        help="model config override, e.g. --set num_layers=3 (repeatable; YAML values)")
+    ablation: Optional[str] = setting(
+        None, group="model", choices=lambda: sorted(ABLATIONS), metavar="SETTING",
+        help="Table 6 setting / Table 7 depth: its switches are applied to the preset")
+    # -- optimisation ----------------------------------------------------------------------
+    epochs: int = setting(15, group="optimisation", parse=parse_positive_int, help="training epochs")
+    batch_size: int = setting(8, group="optimisation", parse=parse_positive_int,
+                              help="images per optimiser step (per process under DDP)")
+    eval_batch_size: Optional[int] = setting(
+        None, group="optimisation", parse=parse_positive_int, shown_default="--batch-size",
+        help="images per batch in evaluation (no effect on the results)")
+    optimizer: str = setting(
+        "sgd", group="optimisation", choices=list_optimizers,
+        help=lambda: "the optimiser. " + _choices_help(list_optimizers(), optimizer_entry))
+    lr: float = setting(0.01, group="optimisation", parse=float, help="initial learning rate")
+    momentum: float = setting(0.9, group="optimisation", parse=float,
+                              help="SGD momentum (0: plain SGD)")
+    nesterov: bool = setting(True, group="optimisation", help="Nesterov momentum (SGD)",
+                             flag_help="classical instead of Nesterov momentum (SGD)")
+    weight_decay: float = setting(5e-4, group="optimisation", parse=float, help="weight decay")
+    lr_scheduler: str = setting(
+        "step", group="optimisation", choices=list_schedulers,
+        help=lambda: ("the learning-rate schedule, stepped after every epoch. "
+                      + _choices_help(list_schedulers(), scheduler_entry)))
+    lr_step: int = setting(2, group="optimisation", parse=parse_positive_int,
+                           help="step schedule: epochs between two lr changes")
+    lr_gamma: float = setting(0.5, group="optimisation", parse=float,
+                              help="step schedule: the factor of each lr change, in (0, 1] "
+                                   "(1: a constant lr)")
+    lambda_align: float = setting(0.5, group="optimisation", parse=float,
+                                  help="weight lambda of the landmark alignment loss in "
+                                       "L = L_au + L_int + lambda L_align (Eq. 11)")
+    threshold: float = setting(0.5, group="optimisation", parse=float,
+                               help="decision threshold on the AU probabilities (F1, accuracy)")
+    seed: int = setting(0, group="optimisation", parse=int,
+                        help="seed of the model initialisation, shuffling, augmentation, frame "
+                             "budgets and validation subjects")
+    # -- data budgets and the validation split -------------------------------------------
+    max_train_frames: Optional[int] = setting(
+        None, group="data", parse=parse_positive_int, shown_default="every frame",
+        help="train on a seeded random subset of this many frames")
+    max_test_frames: Optional[int] = setting(
+        None, group="data", parse=parse_positive_int, shown_default="every frame",
+        help="evaluate on this many evenly spaced test frames (and as many validation frames)")
+    val_subjects: Optional[Union[int, float]] = setting(
+        None, group="data", parse=parse_subjects, metavar="N",
+        shown_default="none: the last epoch is reported",
+        help="hold out N training-part subjects (or a fraction of them, e.g. 0.2) as a "
+             "validation split that chooses the reported epoch (best.pt)")
+    selection_metric: str = setting(
+        "f1", group="optimisation", choices=list_selection_metrics,
+        help=lambda: ("the validation metric whose best epoch is reported (with "
+                      "--val-subjects). " + _choices_help(list_selection_metrics(), selection_metric)))
+    # -- runtime ---------------------------------------------------------------------------
+    device: str = setting("auto", group="runtime",
+                          help="auto (cuda if available, else cpu), cpu, cuda or cuda:N")
+    amp: str = setting("none", group="runtime", choices=AMP_MODES,
+                       help="autocast dtype (fp16: CUDA only)")
+    channels_last: bool = setting(False, group="runtime",
+                                  help="channels_last memory format (CUDA only)")
+    compile: bool = setting(False, group="runtime", help="wrap the model in torch.compile")
+    workers: Optional[int] = setting(None, group="runtime", parse=parse_non_negative_int,
+                                     shown_default="min(2, cpus)", help="DataLoader workers")
+    drop_last: bool = setting(
+        True, group="runtime", help="drop the last, incomplete batch of every epoch",
+        flag_help="also train on the last, smaller batch of every epoch (not a one-frame "
+                  "batch: BatchNorm cannot train on it)")
+    checkpoint_every: int = setting(0, group="runtime", parse=parse_non_negative_int,
+                                    help="also checkpoint every N steps inside an epoch "
+                                         "(0: not by steps)")
+    checkpoint_minutes: float = setting(
+        5.0, group="runtime", parse=parse_minutes, metavar="M",
+        help="also checkpoint inside an epoch every M minutes of training, so a killed run "
+             "loses at most M minutes (0: not by time)")
+    log_every: int = setting(1, group="runtime", parse=parse_non_negative_int,
+                             help="a row of log.csv (and TensorBoard) every N steps (0: none)")
+    progress: bool = setting(True, group="runtime", help="progress bars",
+                             flag_help="no progress bars")
+    tensorboard: bool = setting(True, group="runtime", help="TensorBoard logs in <output>/tensorboard",
+                                flag_help="no TensorBoard logs")
+    output: Optional[str] = setting(
+        None, group="runtime", shown_default="runs/<dataset>-fold<f>-<preset>[-<ablation>]-seed<s>",
+        help="output folder (checkpoints, logs, results)")
+    resume: bool = setting(False, group="runtime",
+                           help="resume from <output>/last.pt, an error if there is none (a run "
+                                "with the same configuration resumes automatically)")
+    overwrite: bool = setting(False, group="runtime",
+                              help="start afresh: delete the checkpoints (last.pt, best.pt) and "
+                                   "logs an earlier run left in --output")
+    init_from: Optional[str] = setting(
+        None, group="model", metavar="CHECKPOINT", shown_default="the preset's initialisation",
+        help="checkpoint of another AU set to initialise the model from (DISFA from BP4D)")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -162,8 +313,9 @@ class TrainConfig:
                 raise ValueError(
                     f"{name}: expected None or an integer >= {minimum}, found {value!r}"
                 )
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, found {self.optimizer!r}")
+        optimizer_entry(self.optimizer)  # a ValueError listing the registered names
+        scheduler_entry(self.lr_scheduler)
+        selection_metric(self.selection_metric)
         if not self.lr > 0:
             raise ValueError(f"lr: expected a positive learning rate, found {self.lr!r}")
         if not 0 < self.lr_gamma <= 1:
@@ -183,8 +335,10 @@ class TrainConfig:
                     "val_subjects: expected a number of subjects (integer >= 1) or a "
                     f"fraction in (0, 1), found {v!r}"
                 )
-        if self.checkpoint_every < 0:
-            raise ValueError(f"checkpoint_every: expected >= 0, found {self.checkpoint_every!r}")
+        for name in ("checkpoint_every", "log_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name}: expected an integer >= 0, found {value!r}")
         minutes = self.checkpoint_minutes
         if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or \
                 not (minutes >= 0 and minutes < float("inf")):
@@ -223,7 +377,7 @@ class TrainConfig:
     # -- plain-type round trip -----------------------------------------------------------
     def to_dict(self) -> dict:
         """The configuration as plain Python types (JSON- and ``weights_only``-safe)."""
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        return {f.name: plain(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
@@ -238,31 +392,67 @@ class TrainConfig:
             )
         return cls(**data)
 
+    @classmethod
+    def complete_dict(cls, data: dict) -> dict:
+        """``data`` (a stored :meth:`to_dict`, possibly of an older version) with every
+        field it lacks set to its default: a field added later defaults to what the code
+        did before it existed, so this is the configuration the older run ran. Keys that
+        are not fields stay, for the caller to report."""
+        defaults = {f.name: plain(f.default_factory() if f.default_factory is not dataclasses.MISSING
+                                  else f.default) for f in fields(cls)}
+        return {**defaults, **data}
+
     def replace(self, **changes) -> "TrainConfig":
         """A copy with ``changes`` applied (validated)."""
         return dataclasses.replace(self, **changes)
 
 
-def _plain(value):
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+def field_help(f: dataclasses.Field) -> str:
+    """The help of a :class:`TrainConfig` field (:func:`setting`)."""
+    text = f.metadata["help"]
+    return text() if callable(text) else text
+
+
+def _document_fields(cls):
+    """Append the ``Args`` section of ``cls``'s docstring, one entry per field, from the
+    :func:`setting` declarations (so every field is documented, once)."""
+    lines = ["", "    Args:"]
+    for f in fields(cls):
+        meta = f.metadata
+        if f.default_factory is not dataclasses.MISSING:
+            default = repr(f.default_factory())
+        else:
+            default = repr(f.default)
+        if meta.get("shown_default") and f.default is None:
+            default = f"``None``: {meta['shown_default']}"
+        else:
+            default = f"``{default}``"
+        entry = f"{f.name} ({f.type}): {field_help(f)}. (default: {default})"
+        lines.append(textwrap.fill(entry, width=92, initial_indent=" " * 8,
+                                   subsequent_indent=" " * 12, break_on_hyphens=False))
+    cls.__doc__ = cls.__doc__.rstrip() + "\n" + "\n".join(lines) + "\n"
+    return cls
+
+
+_document_fields(TrainConfig)
+
+
+def __getattr__(name: str):
+    if name == "OPTIMIZERS":  # the tuple of names before the registry (mgrr_pyg.train.optim)
+        warnings.warn("mgrr_pyg.train.config.OPTIMIZERS is deprecated; use "
+                      "mgrr_pyg.train.optim.list_optimizers()", DeprecationWarning, stacklevel=2)
+        return tuple(list_optimizers())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def config_differences(a: dict, b: dict, ignore=RESUME_FREE_KEYS) -> list[str]:
-    """Keys whose values differ between two config dicts (``a`` vs ``b``), as
-    ``"key: a_value != b_value"`` lines, skipping ``ignore``."""
-    out = []
-    for key in sorted(set(a) | set(b)):
-        if key in ignore:
-            continue
-        va, vb = a.get(key, "<missing>"), b.get(key, "<missing>")
-        if va != vb:
-            out.append(f"{key}: {va!r} != {vb!r}")
-    return out
+    """Deprecated: use :func:`mgrr_pyg.utils.records.config_differences`, passing
+    ``ignore=RESUME_FREE_KEYS`` for the keys this name skipped by default."""
+    warnings.warn("mgrr_pyg.train.config.config_differences is deprecated; use "
+                  "mgrr_pyg.utils.records.config_differences(a, b, ignore=RESUME_FREE_KEYS)",
+                  DeprecationWarning, stacklevel=2)
+    return records.config_differences(a, b, ignore)
 
 
-__all__ = ["ABLATIONS", "ABLATION_FIELDS", "AMP_MODES", "RESUME_FREE_KEYS", "TrainConfig", "config_differences",
-           "default_workers"]
+__all__ = ["ABLATIONS", "ABLATION_FIELDS", "AMP_MODES", "GROUPS", "RESUME_FREE_KEYS", "TrainConfig",
+           "default_workers", "field_help", "setting"]

@@ -22,6 +22,9 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
+# One device resolver for training, prediction and export (checks that cuda:N exists).
+from mgrr_pyg.utils.devices import resolve_device
+
 
 @dataclass
 class DistContext:
@@ -40,24 +43,6 @@ class DistContext:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-
-def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """``"auto"`` → ``cuda:<local_rank>`` when CUDA is available, else CPU.
-
-    Raises ValueError when CUDA is asked for and is not available."""
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', found {name!r}") from err
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device: {name!r} asked for but CUDA is not available on this machine")
-        if device.index is None:
-            device = torch.device(f"cuda:{local_rank}")
-    return device
 
 
 def init_distributed(device: str = "auto") -> DistContext:
@@ -123,7 +108,12 @@ class EpochSampler(Sampler[int]):
     ``drop_last`` the tail that does not fill a batch on every rank is dropped (every
     rank runs the same number of steps); rank ``r`` gets ``perm[r:total:world]`` and
     batch ``s`` of rank ``r`` is its positions ``s * batch_size ...``. Without
-    ``drop_last`` the permutation is wrapped around to an equal share per rank.
+    ``drop_last`` the permutation is wrapped around to an equal share per rank, and a
+    trailing batch of exactly one frame is left out of every rank's share: BatchNorm
+    cannot train on a batch of one, so it is never run. (A share of one frame in all is
+    kept: the model then says why it cannot train, rather than an epoch of no steps.)
+    :attr:`batches_per_epoch` counts the batches that are run, so progress, logs and a
+    resume (``set_epoch(e, start_batch)``, the steps done in that epoch) agree with it.
 
     Args:
         num_samples (int): Dataset length.
@@ -151,11 +141,20 @@ class EpochSampler(Sampler[int]):
         self.start_batch = 0
 
     @property
-    def batches_per_epoch(self) -> int:
+    def positions_per_epoch(self) -> int:
+        """The frames this rank runs in an epoch (the same number on every rank)."""
         if self.drop_last:
-            return self.num_samples // (self.world_size * self.batch_size)
+            return self.num_samples // (self.world_size * self.batch_size) * self.batch_size
         per_rank = -(-self.num_samples // self.world_size)
-        return -(-per_rank // self.batch_size)
+        if per_rank > 1 and per_rank % self.batch_size == 1:
+            per_rank -= 1  # the trailing batch of one, which BatchNorm cannot train on
+        return per_rank
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """The batches (optimiser steps) this rank runs in an epoch, the last one
+        possibly smaller than ``batch_size`` (never a batch of one after others)."""
+        return -(-self.positions_per_epoch // self.batch_size)
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """Select epoch ``epoch`` and skip its first ``start_batch`` batches."""
@@ -171,21 +170,19 @@ class EpochSampler(Sampler[int]):
         else:
             perm = list(range(self.num_samples))
         if self.drop_last:
-            total = self.batches_per_epoch * self.batch_size * self.world_size
-            perm = perm[:total]
-        else:
-            per_rank = -(-self.num_samples // self.world_size)
-            total = per_rank * self.world_size
-            perm = (perm * (-(-total // len(perm))))[:total]
-        return perm[self.rank:total:self.world_size]
+            total = self.positions_per_epoch * self.world_size
+            return perm[:total][self.rank:total:self.world_size]
+        per_rank = -(-self.num_samples // self.world_size)
+        total = per_rank * self.world_size
+        perm = (perm * (-(-total // len(perm))))[:total]
+        return perm[self.rank:total:self.world_size][:self.positions_per_epoch]
 
     def __iter__(self) -> Iterator[int]:
         positions = self.epoch_positions()
         return iter(positions[self.start_batch * self.batch_size:])
 
     def __len__(self) -> int:
-        positions = len(self.epoch_positions())
-        return max(0, positions - self.start_batch * self.batch_size)
+        return max(0, self.positions_per_epoch - self.start_batch * self.batch_size)
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "start_batch": self.start_batch, "seed": self.seed,

@@ -1,4 +1,12 @@
-"""Training logs: a CSV log always, TensorBoard when installed, tqdm progress bars.
+"""Training logs: the console messages, a CSV log always, TensorBoard when installed,
+tqdm progress bars.
+
+Console messages (what a run is doing: the fold, the data, the model, a resume, the
+results) go through a :data:`Log`, a function of one message: :func:`console` prints it,
+and :func:`main_process_only` silences the other processes of a distributed run, so
+each message is printed once. The functions and classes that report take a ``log``
+(default :func:`console`); a caller that wants the messages elsewhere (a test, a
+notebook) passes its own.
 
 The CSV log has one row per logged optimiser step (``log.csv``: epoch, step,
 global_step, the loss terms, lr, images/s) and one row per epoch (``epochs.csv``).
@@ -13,9 +21,28 @@ import math
 import sys
 import warnings
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from mgrr_pyg.utils.io import atomic_save_text
+
+#: Where console messages go: a function of one message (one or more lines of text).
+Log = Callable[[str], None]
+
+
+def console(message: str) -> None:
+    """The default :data:`Log`: print ``message`` to stdout at once (``flush``, so it
+    is seen before a long step and in the right order with the progress bars)."""
+    print(message, flush=True)
+
+
+def silent(message: str) -> None:
+    """A :data:`Log` that drops every message."""
+
+
+def main_process_only(log: Log, is_main: bool) -> Log:
+    """``log`` on the main process (rank 0, or the only process), :func:`silent` on the
+    others, so that a message of a distributed run is printed once."""
+    return log if is_main else silent
 
 
 class CSVLogger:
@@ -126,4 +153,5 @@ class _NoBar:
         pass
 
 
-__all__ = ["CSVLogger", "TensorBoardLogger", "progress_bar"]
+__all__ = ["CSVLogger", "Log", "TensorBoardLogger", "console", "main_process_only", "progress_bar",
+           "silent"]

@@ -22,9 +22,10 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
+# Label 9 (not coded) is defined with the frame table; the metrics leave such frames out.
+from mgrr_pyg.data.frames import MISSING_LABEL
 from mgrr_pyg.utils.io import atomic_save_bytes, atomic_save_text
 
-MISSING_LABEL = 9
 FAILURE_THRESHOLD = 0.1
 
 

@@ -8,7 +8,7 @@ A table lives between two marker comments, each alone on its line, in a markdown
     <!-- /results -->
 
 ``KIND`` is one of :data:`RENDERERS`; each ``FILE`` is a run's ``results.json``
-(:meth:`mgrr_pyg.train.pipeline.RunResult.to_dict`), relative to the markdown file's
+(:meth:`mgrr_pyg.train.outputs.RunResult.to_dict`), relative to the markdown file's
 folder. Every table says how its runs were made (command, commit, schedule, data,
 threads, machine, library versions, time), from the same files.
 
@@ -40,6 +40,7 @@ from typing import Callable, Mapping, Optional, Sequence
 import numpy as np
 
 from mgrr_pyg.train.metrics import METRIC_TITLES, AUMetrics, csv_table, markdown_table, table_rows
+from mgrr_pyg.train.optim import describe_optimizer, describe_scheduler
 
 #: ``results.json``'s ``format`` field; files without one predate it and read the same.
 RESULTS_FORMAT = "mgrr-run-results/1"
@@ -119,21 +120,9 @@ def _num(value) -> str:
 
 
 def describe_schedule(config: Mapping) -> str:
-    """The optimiser and schedule a config ran, in words (the trainer builds AdamW or SGD,
-    Nesterov when asked and momentum > 0, and a StepLR)."""
-    if config["optimizer"] == "adamw":
-        optimiser = f"AdamW lr {_num(config['lr'])}"
-    else:
-        nesterov = config.get("nesterov", True) and config["momentum"] > 0
-        optimiser = (f"SGD lr {_num(config['lr'])}, "
-                     + (f"{'Nesterov ' if nesterov else ''}momentum {_num(config['momentum'])}"
-                        if config["momentum"] > 0 else "no momentum"))
-    optimiser += f", weight decay {_num(config['weight_decay'])}"
-    if config["lr_gamma"] == 1:
-        steps = "constant lr"
-    else:
-        every = config["lr_step"]
-        steps = f"lr x{_num(config['lr_gamma'])} every {every} epoch{'s' if every != 1 else ''}"
+    """The optimiser and schedule a config ran, in words (each registered optimiser and
+    schedule of :mod:`mgrr_pyg.train.optim` describes itself)."""
+    optimiser, steps = describe_optimizer(config), describe_scheduler(config)
     epochs = config["epochs"]
     return (f"{optimiser}, {steps}, {epochs} epoch{'s' if epochs != 1 else ''}, batch "
             f"{config['batch_size']}, lambda {_num(config['lambda_align'])}, seed {config['seed']}")

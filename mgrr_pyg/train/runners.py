@@ -20,20 +20,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from mgrr_pyg.train.config import ABLATIONS, TrainConfig
-from mgrr_pyg.train.pipeline import RunResult, default_output, run_training
+from mgrr_pyg.train.logging import Log, console
+from mgrr_pyg.train.outputs import RunResult, default_output
+from mgrr_pyg.train.pipeline import run_training
 from mgrr_pyg.train.report import fold_tables, load_run, render_block
 from mgrr_pyg.utils.io import atomic_save_text
-
-Log = Callable[[str], None]
-
-
-def _print(message: str) -> None:
-    print(message, flush=True)
 
 
 def _is_main_process() -> bool:
@@ -58,7 +54,7 @@ class FoldsResult:
     boxplot: Optional[Path]
 
 
-def run_folds(config: TrainConfig, folds: Sequence[int] = (1, 2, 3), log: Log = _print) -> FoldsResult:
+def run_folds(config: TrainConfig, folds: Sequence[int] = (1, 2, 3), log: Log = console) -> FoldsResult:
     """Train and evaluate each fold (outputs ``<output>/fold<f>``), then write
     ``folds.md``, ``folds.csv``, ``folds.json`` and ``f1_boxplot.png``."""
     base = _base_output(config, "folds")
@@ -109,7 +105,7 @@ def _switches(setting: str) -> dict:
 
 
 def run_ablation(config: TrainConfig, settings: Sequence[str] = tuple(ABLATIONS),
-                 seeds: Sequence[int] = (0, 1, 2), log: Log = _print) -> AblationResult:
+                 seeds: Sequence[int] = (0, 1, 2), log: Log = console) -> AblationResult:
     """Each setting x seed on ``config``'s fold and budget (outputs
     ``<output>/<setting>-seed<s>``); writes ``ablation.md`` / ``ablation.json``."""
     unknown = [s for s in settings if s not in ABLATIONS]

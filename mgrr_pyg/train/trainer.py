@@ -1,4 +1,5 @@
-"""The training loop: SGD with the paper's schedule, checkpoints, resume, DDP, AMP.
+"""The training loop: the optimiser and learning-rate schedule the config names, the
+validation choice of the reported epoch, checkpoints, resume, DDP, AMP.
 
 :class:`Trainer` is generic: ``model(images)`` returns an object with
 ``.probs [B, n]`` (and ``.landmarks [B, 49, 2]`` if it predicts landmarks; the
@@ -9,6 +10,15 @@ tensor (:class:`~mgrr_pyg.model.MGRRLoss`), and a dataset item is a dict with
 :class:`~mgrr_pyg.data.PreparedListDataset`). Building the model and the data of one
 fold from a :class:`~mgrr_pyg.train.config.TrainConfig` is
 :func:`mgrr_pyg.train.pipeline.run_training`.
+
+Set-up is one method per concern, called in this order by ``__init__``: the model on
+the device (``_setup_model``: SyncBatchNorm, memory format), DDP (``_setup_distributed``),
+``torch.compile`` (``_setup_compile``), the optimiser and the learning-rate schedule,
+built by name from the config (``_setup_optimizer``, ``_setup_lr_scheduler``:
+:mod:`mgrr_pyg.train.optim`), the fp16 loss scaler, the seeded sampler and loader
+(``_setup_data``), the run's progress that checkpoints store (``_setup_run_state``) and
+the logs. With a validation split the reported epoch is the best one on
+``config.selection_metric`` (:mod:`mgrr_pyg.train.selection`).
 
 Determinism and resume: the shuffling of epoch ``e`` is a seeded permutation
 (:class:`~mgrr_pyg.train.distributed.EpochSampler`), augmentation is seeded per sample
@@ -22,7 +32,6 @@ carries the run time so far, so the reported time covers every segment of the ru
 from __future__ import annotations
 
 import contextlib
-import math
 import shutil
 import time
 import warnings
@@ -43,7 +52,7 @@ from mgrr_pyg.train.checkpoint import (
     save_checkpoint,
     unwrap_model,
 )
-from mgrr_pyg.train.config import TrainConfig, config_differences
+from mgrr_pyg.train.config import RESUME_FREE_KEYS, TrainConfig
 from mgrr_pyg.train.distributed import (
     DistContext,
     EpochSampler,
@@ -54,20 +63,19 @@ from mgrr_pyg.train.distributed import (
     resolve_device,
     shard_positions,
 )
-from mgrr_pyg.train.logging import CSVLogger, TensorBoardLogger, progress_bar
+from mgrr_pyg.train.logging import CSVLogger, TensorBoardLogger, console, main_process_only, progress_bar
 from mgrr_pyg.train.metrics import (
     MISSING_LABEL,
     AUMetrics,
     evaluate_predictions,
     landmark_metrics,
 )
+from mgrr_pyg.train.optim import build_optimizer, build_scheduler
+from mgrr_pyg.train.selection import list_selection_metrics, selection_metric
+from mgrr_pyg.utils.records import config_differences
 
 LAST = "last.pt"
 BEST = "best.pt"
-
-
-def _print(message: str) -> None:
-    print(message, flush=True)
 
 
 def format_duration(seconds: float) -> str:
@@ -90,8 +98,13 @@ def resume_hint(last: Path) -> str:
 def check_resume_config(state: dict, config: TrainConfig, path) -> None:
     """Raise :class:`CheckpointError` listing the training settings that differ between
     the run that wrote ``state`` and ``config`` (up to
-    :data:`~mgrr_pyg.train.config.RESUME_FREE_KEYS`)."""
-    diffs = config_differences(state.get("train_config") or {}, config.to_dict())
+    :data:`~mgrr_pyg.train.config.RESUME_FREE_KEYS`). A setting the checkpoint's
+    version did not have yet counts as its default (:meth:`TrainConfig.complete_dict`),
+    which is what that version ran."""
+    written = state.get("train_config") or {}
+    if written:
+        written = TrainConfig.complete_dict(written)
+    diffs = config_differences(written, config.to_dict(), ignore=RESUME_FREE_KEYS)
     if diffs:
         raise CheckpointError(
             f"{path}: cannot resume, the checkpoint was written by a run with another "
@@ -155,6 +168,15 @@ def _to_device(batch: dict, device: torch.device, non_blocking: bool) -> dict:
             for k, v in batch.items()}
 
 
+def _default_context(config: TrainConfig) -> DistContext:
+    """The initialised process group (torchrun), if any, else one process; on
+    ``config.device`` (``cuda`` is this process's ``LOCAL_RANK`` GPU)."""
+    import os
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    return context_from_process_group(resolve_device(config.device, local_rank))
+
+
 def seed_everything(seed: int) -> None:
     """Seed torch, numpy and Python ``random`` (call before building the model)."""
     import random
@@ -172,9 +194,11 @@ class Trainer:
         loss_fn (callable): ``loss_fn(out, labels, label_mask, landmarks, interocular)``
             -> dict with ``"total"`` (and any other terms, which are logged).
         train_dataset: Items as in the data contract; may be a ``Subset``.
-        config (TrainConfig): Schedule and runtime switches.
+        config (TrainConfig): Optimiser, learning-rate schedule, selection metric and
+            runtime switches.
         val_dataset (optional): Validation split (training-part subjects) that picks
-            the reported epoch (``best.pt``); evaluated after every epoch.
+            the reported epoch (``best.pt``, the best on ``config.selection_metric``);
+            evaluated after every epoch.
         output_dir (str or Path, optional): Where checkpoints and logs go
             (default ``config.output``; ``None``: nothing is written).
         aus (sequence of int, optional): AU numbers of the label columns
@@ -205,13 +229,9 @@ class Trainer:
         self.clock = clock
         self._segment_started = clock() if started is None else started
         self._last_checkpoint_time = self._segment_started
-        if dist_ctx is None:
-            import os
-
-            local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-            dist_ctx = context_from_process_group(resolve_device(config.device, local_rank))
-        self.ctx = dist_ctx
-        self.device = dist_ctx.device
+        self.ctx = dist_ctx if dist_ctx is not None else _default_context(config)
+        self.device = self.ctx.device
+        self.pin_memory = self.device.type == "cuda"
         self.train_dataset = train_dataset
         self.val_dataset = val_dataset
         self.output_dir = Path(output_dir if output_dir is not None else config.output) \
@@ -219,80 +239,110 @@ class Trainer:
         self.metadata = metadata or {}
         self.model_name = model_name
         self.callbacks = list(callbacks)
-        self.loss_fn = loss_fn
-        self.log = (log or _print) if dist_ctx.is_main else (lambda message: None)
-
-        raw = model
+        self.log = main_process_only(log or console, self.ctx.is_main)
         if aus is None:
-            model_cfg = getattr(raw, "config", None)
-            aus = getattr(model_cfg, "aus", None)
+            aus = getattr(getattr(model, "config", None), "aus", None)
         self.aus = tuple(int(a) for a in aus) if aus is not None else None
+        self._check_setup(train_dataset)  # before anything is moved or built
 
-        is_cuda = self.device.type == "cuda"
-        if config.amp == "fp16" and not is_cuda:
+        # One method per concern, in this order (the model's parameters, and so the
+        # optimiser's, are those of the module on the device).
+        self.model = self._setup_model(model)  # the plain module: checkpoints, evaluation
+        self.loss_fn = loss_fn.to(self.device) if isinstance(loss_fn, torch.nn.Module) else loss_fn
+        self.train_model = self._setup_distributed(self.model)
+        self.train_model, self.eval_model = self._setup_compile(self.train_model)
+        self.optimizer = self._setup_optimizer()
+        self.scheduler = self._setup_lr_scheduler()
+        self.scaler = self._setup_grad_scaler()
+        self.sampler, self.train_loader = self._setup_data(train_dataset)
+        self._setup_run_state()
+        self._setup_logs()
+
+    # -- set-up ----------------------------------------------------------------------------
+    def _check_setup(self, train_dataset) -> None:
+        """The settings that cannot work with this device or dataset."""
+        cfg = self.config
+        if cfg.amp == "fp16" and self.device.type != "cuda":
             raise ValueError("amp: 'fp16' autocast needs a CUDA device; use 'bf16' on CPU or 'none'")
+        n_train, world = len(train_dataset), self.ctx.world_size
+        if cfg.drop_last and n_train < cfg.batch_size * world:
+            raise ValueError(
+                f"train_dataset: {n_train} frames, fewer than one batch ({cfg.batch_size} per "
+                f"process x {world} processes); lower --batch-size or use more frames"
+            )
+
+    def _setup_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        """``model`` on the device: SyncBatchNorm under DDP on CUDA, the
+        ``channels_last`` memory format if asked (CUDA only)."""
+        is_cuda = self.device.type == "cuda"
         if self.ctx.distributed and is_cuda:
             # BatchNorm statistics over the global batch; on CPU (gloo) each rank keeps
             # its own statistics, which is what the DDP test reproduces.
-            raw = torch.nn.SyncBatchNorm.convert_sync_batchnorm(raw)
-        raw = raw.to(self.device)
-        if config.channels_last and is_cuda:
-            raw = raw.to(memory_format=torch.channels_last)
-        self.model = raw  # the plain module: checkpoints, evaluation
-        if isinstance(loss_fn, torch.nn.Module):
-            self.loss_fn = loss_fn.to(self.device)
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = model.to(self.device)
+        if self.config.channels_last and is_cuda:
+            model = model.to(memory_format=torch.channels_last)
+        return model
 
-        train_model = raw
-        if self.ctx.distributed:
-            ids = [self.device.index] if is_cuda else None
-            train_model = torch.nn.parallel.DistributedDataParallel(raw, device_ids=ids)
-        if config.compile:
-            train_model = torch.compile(train_model)
-        self.train_model = train_model
-        self.eval_model = train_model if (config.compile and not self.ctx.distributed) else raw
+    def _setup_distributed(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The module that trains: ``model`` in DistributedDataParallel under DDP."""
+        if not self.ctx.distributed:
+            return model
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
-        params = [p for p in raw.parameters() if p.requires_grad]
-        if config.optimizer == "adamw":
-            self.optimizer = torch.optim.AdamW(params, lr=config.lr,
-                                               weight_decay=config.weight_decay)
-        else:
-            self.optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                                             nesterov=config.nesterov and config.momentum > 0,
-                                             weight_decay=config.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=config.lr_step,
-                                                         gamma=config.lr_gamma)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=(config.amp == "fp16" and is_cuda))
+    def _setup_compile(self, train_model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
+        """``(train_model, eval_model)``, compiled with ``config.compile``. Evaluation
+        runs the compiled module too, except under DDP: each rank evaluates its own shard
+        with the plain module (a DDP forward expects a backward to follow)."""
+        if not self.config.compile:
+            return train_model, self.model
+        compiled = torch.compile(train_model)
+        return compiled, (self.model if self.ctx.distributed else compiled)
 
-        n_train = len(train_dataset)
-        drop_last = config.drop_last
-        if drop_last and n_train < config.batch_size * self.ctx.world_size:
-            raise ValueError(
-                f"train_dataset: {n_train} frames, fewer than one batch ({config.batch_size} per "
-                f"process x {self.ctx.world_size} processes); lower --batch-size or use more frames"
-            )
-        self.sampler = EpochSampler(n_train, config.batch_size, seed=config.seed,
-                                    rank=self.ctx.rank, world_size=self.ctx.world_size,
-                                    shuffle=True, drop_last=drop_last)
-        self._loader_generator = torch.Generator()
-        self.pin_memory = is_cuda
+    def _setup_optimizer(self) -> torch.optim.Optimizer:
+        """``config.optimizer`` by name (:mod:`mgrr_pyg.train.optim`) over the trainable
+        parameters."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return build_optimizer(params, self.config)
+
+    def _setup_lr_scheduler(self):
+        """``config.lr_scheduler`` by name (:mod:`mgrr_pyg.train.optim`), stepped after every
+        epoch."""
+        return build_scheduler(self.optimizer, self.config)
+
+    def _setup_grad_scaler(self) -> torch.amp.GradScaler:
+        """Loss scaling for fp16 autocast on CUDA (a no-op otherwise)."""
+        return torch.amp.GradScaler("cuda", enabled=(self.config.amp == "fp16"
+                                                     and self.device.type == "cuda"))
+
+    def _setup_data(self, train_dataset) -> tuple[EpochSampler, DataLoader]:
+        """The seeded per-epoch shuffling of this rank's share and its loader."""
+        cfg = self.config
+        sampler = EpochSampler(len(train_dataset), cfg.batch_size, seed=cfg.seed,
+                               rank=self.ctx.rank, world_size=self.ctx.world_size,
+                               shuffle=True, drop_last=cfg.drop_last)
+        self._loader_generator = torch.Generator()  # seeded per epoch in _train_epoch
         # Without config.drop_last the last batch may hold one frame, which BatchNorm cannot
         # train on (it needs >= 2 samples per batch): that one frame is dropped each epoch.
         # Only that tail is ever ragged and a mid-epoch resume skips whole batches, so the
         # resumed epoch drops the same frame. (One frame per process in all is kept: the
         # model then says why it cannot train, rather than an epoch of no steps.)
-        self.train_loader = DataLoader(
-            train_dataset, batch_size=config.batch_size, sampler=self.sampler,
-            num_workers=config.num_workers, pin_memory=self.pin_memory,
-            drop_last=len(self.sampler) % config.batch_size == 1 and len(self.sampler) > 1,
+        loader = DataLoader(
+            train_dataset, batch_size=cfg.batch_size, sampler=sampler,
+            num_workers=cfg.num_workers, pin_memory=self.pin_memory,
+            drop_last=len(sampler) % cfg.batch_size == 1 and len(sampler) > 1,
             generator=self._loader_generator, persistent_workers=False,
         )
+        return sampler, loader
 
-        # progress of the run
+    def _setup_run_state(self) -> None:
+        """The progress of the run: what a checkpoint stores and :meth:`resume` restores."""
         self.epoch = 0  # completed epochs
         self.step_in_epoch = 0  # optimiser steps done in the current epoch
         self.global_step = 0
         self.history: list[dict] = []
-        self.best: Optional[dict] = None
+        self.best: Optional[dict] = None  # {"epoch": e, "val_<selection_metric>": score}
         self._epoch_sums: dict[str, float] = {}
         self._epoch_count = 0
         self._epoch_seconds_before = 0.0  # of the current epoch, in earlier segments
@@ -301,6 +351,9 @@ class Trainer:
         self.seconds_before = 0.0  # run time of the earlier segments (from the checkpoint)
         self.segments = 1  # this one and the earlier ones
 
+    def _setup_logs(self) -> None:
+        """``log.csv`` (steps) and ``epochs.csv`` in the output folder, on rank 0;
+        TensorBoard is opened by :meth:`fit`."""
         self.csv_log = self.epoch_log = None
         self.tb = None
         if self.output_dir is not None and self.ctx.is_main:
@@ -553,13 +606,10 @@ class Trainer:
                 improved = False
                 if self.val_dataset is not None:
                     val = self.evaluate(self.val_dataset, desc="validation")
-                    record["val_f1"] = val.metrics.f1_mean
-                    record["val_accuracy"] = val.metrics.accuracy_mean
-                    record["val_auc"] = val.metrics.auc_mean
-                    score = val.metrics.f1_mean
-                    if self.best is None or (not math.isnan(score) and score > self.best["val_f1"]):
-                        self.best = {"epoch": self.epoch, "val_f1": score}
-                        improved = True
+                    scores = {name: selection_metric(name).compute(val)
+                              for name in list_selection_metrics()}
+                    record.update({f"val_{name}": score for name, score in scores.items()})
+                    improved = self._choose_best(scores)
                 self.history.append(record)
                 if self.epoch_log is not None:
                     self.epoch_log.log(record)
@@ -576,6 +626,17 @@ class Trainer:
                 self.tb.close()
                 self.tb = None
         return self.history
+
+    def _choose_best(self, scores: dict) -> bool:
+        """Whether this epoch's validation ``scores`` beat the best epoch so far on
+        ``config.selection_metric`` (:mod:`mgrr_pyg.train.selection`); if so it becomes
+        :attr:`best`."""
+        metric = selection_metric(self.config.selection_metric)
+        key = f"val_{metric.name}"
+        if not metric.better(scores[metric.name], None if self.best is None else self.best.get(key)):
+            return False
+        self.best = {"epoch": self.epoch, key: scores[metric.name]}
+        return True
 
     def load_best(self) -> Optional[int]:
         """Load the validation-chosen weights (``best.pt``); returns its epoch, or

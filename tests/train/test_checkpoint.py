@@ -1,5 +1,6 @@
 """Checkpoints: weights_only round trip, RNG state, atomicity under ENOSPC, clear errors."""
 import errno
+import hashlib
 import os
 import random
 
@@ -18,6 +19,7 @@ from mgrr_pyg.train.checkpoint import (
     restore_training_state,
     save_checkpoint,
 )
+from mgrr_pyg.utils.digest import read_digest
 
 from .toys import ToyModel
 
@@ -96,7 +98,9 @@ def test_full_disk_keeps_previous_checkpoint(tmp_path, monkeypatch):
     assert "no space left" in str(info.value)
     assert isinstance(info.value, OSError) and info.value.errno == errno.ENOSPC
     assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no temp file left
+    # no temp file left; the digest is still the previous checkpoint's
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "last.pt.sha256"]
+    assert read_digest(path) == hashlib.sha256(before).hexdigest()
     monkeypatch.undo()
     assert load_checkpoint(path)["epoch"] == 1
 

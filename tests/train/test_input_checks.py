@@ -46,7 +46,7 @@ def run_cli(argv, capsys):
 @pytest.mark.parametrize("extra, message", [
     (["--set", "num_layer=3"],
      "--set num_layer=3 (model_overrides): unknown model config key 'num_layer' "
-     "(did you mean 'num_layers'?); known keys: align_channels, "),
+     "(did you mean 'num_layers'?); known keys: "),
     (["--set", "num_layers=0"],
      "model config of preset 'tiny' and --set num_layers=0: num_layers: expected a positive int, found 0"),
     (["--set", "region_layer=NoSuchConv"], "unknown region layer 'NoSuchConv'"),

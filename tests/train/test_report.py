@@ -13,7 +13,7 @@ import torch
 
 from mgrr_pyg.train.config import TrainConfig
 from mgrr_pyg.train.metrics import evaluate_predictions, label_only_baselines
-from mgrr_pyg.train.pipeline import RunResult, results_markdown
+from mgrr_pyg.train.outputs import RunResult, results_markdown
 from mgrr_pyg.train.report import (
     BLOCK_END,
     ReportError,

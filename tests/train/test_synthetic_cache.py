@@ -2,7 +2,7 @@
 generator never reuses data made by an older one."""
 import mgrr_pyg.data.synthetic.config as synth_config
 from mgrr_pyg.train.config import TrainConfig
-from mgrr_pyg.train.pipeline import synthetic_name
+from mgrr_pyg.train.data_sources import synthetic_name
 
 
 def test_cache_name_changes_with_the_generator_and_the_preset(monkeypatch):
