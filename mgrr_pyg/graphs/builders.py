@@ -24,8 +24,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Batch, Data
 
-from .topology import (check_edge_index, complete_edge_index, grid_edge_index,
-                       knn_edge_index)
+from .registry import GraphNodes, check_topology
+from .topology import check_edge_index, knn_edge_index
 
 TopologyArg = Union[str, tuple, Tensor]
 
@@ -51,24 +51,20 @@ def _check_tensor(value, name: str, dims: int, layout: str) -> Tensor:
 
 def _edges_for(topology: TopologyArg, num_nodes: int, height: Optional[int],
                width: Optional[int], device) -> tuple[Tensor, bool]:
-    """One graph's edge_index for a topology spec, and whether it is complete
-    with self loops (the dense-path condition)."""
+    """One graph's edge_index for a topology spec (any registered one that is not built
+    per forward, see :mod:`mgrr_pyg.graphs.registry`), and whether it is complete with
+    self loops (the dense-path condition)."""
     if isinstance(topology, Tensor):
         check_edge_index(topology, num_nodes, "topology (an edge_index)")
         return topology.to(device), False
-    key = topology if isinstance(topology, tuple) else (topology,)
-    name = key[0]
-    if name == "complete":
-        self_loops = key[1] if len(key) > 1 else True
-        return complete_edge_index(num_nodes, self_loops, device), bool(self_loops)
-    if name == "grid":
-        if height is None:
-            raise ValueError("topology 'grid' needs a pixel lattice: use it with pixel_graph")
-        hops = key[1] if len(key) > 1 else 1
-        return grid_edge_index(height, width, hops, device=device), False
-    raise ValueError(
-        "topology must be 'complete', ('complete', self_loops), ('grid', hops) "
-        f"(pixel graph only), ('knn', k) or a [2, E] edge_index tensor; found {topology!r}")
+    entry, args = check_topology(topology)
+    if entry.per_forward:
+        raise ValueError(f"topology {entry.name!r} is built per forward from the features: "
+                         "the builders take ('knn', k) of those; build others with "
+                         "mgrr_pyg.graphs.per_forward_edges")
+    lattice = None if height is None else (height, width)
+    edge_index = entry.edges(GraphNodes(num_nodes, lattice), args)
+    return edge_index.to(device), entry.is_dense(args)
 
 
 def _make_batch(x: Tensor, num_graphs: int, num_nodes: int, topology: TopologyArg,
@@ -76,6 +72,8 @@ def _make_batch(x: Tensor, num_graphs: int, num_nodes: int, topology: TopologyAr
                 **node_attrs: Tensor) -> Batch:
     """Collates B graphs of num_nodes nodes each; x is [B, n, F]."""
     key = topology if isinstance(topology, tuple) else (topology,)
+    # The builders' kNN graph is knn_edge_index's, graph by graph, with no self loop (the
+    # model's registered ("knn", k) adds one: mgrr_pyg.graphs.registry.knn_edges).
     if not isinstance(topology, Tensor) and key[0] == "knn":
         if len(key) != 2:
             raise ValueError(f"topology ('knn', k) needs k; found {topology!r}")

@@ -10,8 +10,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .topology import (batch_edge_index, check_edge_index, complete_edge_index,
-                       grid_edge_index, pairs_edge_index, prior_edge_index)
+from .registry import GraphNodes, check_topology
+from .topology import _check_positive_int, batch_edge_index, check_edge_index, pairs_edge_index
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,22 +58,24 @@ class GraphStructure:
         return self.node_index
 
 
-def topology_key(topology, num_nodes: Optional[int] = None) -> tuple:
+def topology_key(topology, num_nodes: Optional[int] = None,
+                 lattice: Optional[tuple[int, int]] = None, prior=None) -> tuple:
     r"""Normalises a topology spec into a hashable key.
 
     Accepted specs (one graph; :func:`graph_structure` batches it):
 
-    * ``"complete"`` (needs :obj:`num_nodes`), ``("complete", n)`` or
-      ``("complete", n, self_loops)``: the complete graph, self loops by default;
-    * ``("grid", H, W)`` or ``("grid", H, W, hops)``: the pixel lattice of
-      :func:`grid_edge_index` (:math:`n = HW`);
-    * ``("prior", A)`` or ``("prior", A, threshold)``: the thresholded AU graph of
-      :func:`prior_edge_index` (self loops kept);
+    * a registered topology (:mod:`mgrr_pyg.graphs.registry`): its name or
+      ``(name, *args)``, e.g. ``"complete"``, ``("complete", False)``, ``("grid", hops)``,
+      ``"prior"`` / ``("prior", threshold)``, or one of your own. The graph it connects
+      is given by :obj:`num_nodes`, :obj:`lattice` (pixel graphs: :math:`n = HW`) and
+      :obj:`prior` (the relation prior :math:`(n, n)`, for ``"prior"``);
+    * the same with the graph's size inline: ``("complete", n[, self_loops])``,
+      ``("grid", H, W[, hops])``, ``("prior", A[, threshold])``;
     * a :mod:`networkx` graph (node order ``list(graph.nodes)``);
     * ``("edge_index", edge_index, n)``: an explicit graph.
 
-    A kNN graph depends on the features, so it cannot be cached: build it per
-    forward with :func:`knn_edge_index`.
+    A per-forward topology (``("knn", k)``) depends on the features, so it cannot be
+    cached: build it per forward with :func:`~mgrr_pyg.graphs.registry.per_forward_edges`.
     """
     try:
         import networkx as nx
@@ -84,58 +86,76 @@ def topology_key(topology, num_nodes: Optional[int] = None) -> tuple:
             return ("networkx", len(nodes), topology.is_directed(), edges)
     except ImportError:  # pragma: no cover - networkx is a dependency
         pass
-    spec = (topology,) if isinstance(topology, str) else topology
-    if not isinstance(spec, tuple) or not spec:
-        raise ValueError(_TOPOLOGY_HELP + f"; found {topology!r}")
-    name = spec[0]
-    if name == "complete":
-        n = spec[1] if len(spec) > 1 else num_nodes
-        if n is None:
-            raise ValueError("topology 'complete' needs the node count: pass "
-                             "('complete', n) or num_nodes=n")
-        self_loops = bool(spec[2]) if len(spec) > 2 else True
-        return ("complete", int(n), self_loops)
-    if name == "grid" and len(spec) in (3, 4):
-        hops = spec[3] if len(spec) == 4 else 1
-        return ("grid", int(spec[1]), int(spec[2]), int(hops))
-    if name == "prior" and len(spec) in (2, 3):
-        adjacency = torch.as_tensor(spec[1]).detach().cpu().double()
+    if isinstance(topology, tuple) and len(topology) == 3 and topology[0] == "edge_index":
+        edge_index = torch.as_tensor(topology[1]).detach().cpu().long()
+        check_edge_index(edge_index, int(topology[2]), "topology ('edge_index', edge_index, n)")
+        return ("edge_index", int(topology[2]), tuple(map(tuple, edge_index.tolist())))
+    spec, num_nodes, lattice, prior = _sizes_inline(topology, num_nodes, lattice, prior)
+    entry, args = check_topology(spec)
+    name = entry.name
+    if entry.per_forward:
+        raise ValueError(f"topology {name!r} depends on the node features and cannot be "
+                         "cached; build it per forward with per_forward_edges(topology, x, "
+                         "num_graphs, num_nodes) (for 'knn': knn_edge_index(x, k, batch))")
+    if lattice is not None:
+        lattice = (_check_positive_int(lattice[0], "lattice height"),
+                   _check_positive_int(lattice[1], "lattice width"))
+        if num_nodes is not None and num_nodes != lattice[0] * lattice[1]:
+            raise ValueError(f"topology {name!r}: num_nodes={num_nodes} but the lattice "
+                             f"{lattice[0]}x{lattice[1]} has {lattice[0] * lattice[1]} nodes")
+        num_nodes = lattice[0] * lattice[1]
+    prior_values = None
+    if prior is not None and entry.uses_prior:  # (only then: reading it back is a sync)
+        adjacency = torch.as_tensor(prior).detach().cpu().double()
         if adjacency.dim() != 2 or adjacency.size(0) != adjacency.size(1):
-            raise ValueError("topology ('prior', A) needs a square [n, n] matrix A; "
-                             f"found shape {tuple(adjacency.shape)}")
-        threshold = float(spec[2]) if len(spec) == 3 else 0.0
-        return ("prior", adjacency.size(0), tuple(adjacency.flatten().tolist()), threshold)
-    if name == "edge_index" and len(spec) == 3:
-        edge_index = torch.as_tensor(spec[1]).detach().cpu().long()
-        check_edge_index(edge_index, int(spec[2]), "topology ('edge_index', edge_index, n)")
-        return ("edge_index", int(spec[2]), tuple(map(tuple, edge_index.tolist())))
-    if name == "knn":
-        raise ValueError("topology 'knn' depends on the node features and cannot be "
-                         "cached; build it per forward with knn_edge_index(x, k, batch)")
-    raise ValueError(_TOPOLOGY_HELP + f"; found {topology!r}")
+            raise ValueError(f"topology {name!r} needs a square [n, n] matrix A; found shape "
+                             f"{tuple(adjacency.shape)}")
+        if num_nodes is not None and num_nodes != adjacency.size(0):
+            raise ValueError(f"topology {name!r}: num_nodes={num_nodes} but the prior A is "
+                             f"{adjacency.size(0)} x {adjacency.size(0)}")
+        num_nodes = adjacency.size(0)
+        prior_values = tuple(adjacency.flatten().tolist())
+    if num_nodes is None:
+        raise ValueError(f"topology {name!r} needs the node count: pass num_nodes=n (or "
+                         f"({name!r}, n))")
+    # The entry itself, not its name: a topology registered again (replace=True) gets
+    # structures of its own.
+    return (entry, _check_positive_int(int(num_nodes), "num_nodes"), lattice, prior_values,
+            args)
 
 
-_TOPOLOGY_HELP = ("topology must be 'complete', ('complete', n[, self_loops]), "
-                  "('grid', H, W[, hops]), ('prior', A[, threshold]), a networkx graph "
-                  "or ('edge_index', edge_index, n)")
+def _sizes_inline(topology, num_nodes, lattice, prior):
+    """``(spec, num_nodes, lattice, prior)`` with a size given inside the spec moved out:
+    ``("complete", n[, self_loops])``, ``("grid", H, W[, hops])``, ``("prior", A[, t])``."""
+    if not isinstance(topology, tuple) or len(topology) < 2:
+        return topology, num_nodes, lattice, prior
+    name, first = topology[0], topology[1]
+    if name == "complete" and isinstance(first, int) and not isinstance(first, bool) \
+            and len(topology) <= 3:
+        return ("complete", *(bool(v) for v in topology[2:])), first, lattice, prior
+    if name == "grid" and len(topology) in (3, 4):
+        return (("grid", *(int(v) for v in topology[3:])), num_nodes,
+                (int(first), int(topology[2])), prior)
+    if name == "prior" and len(topology) in (2, 3) and not isinstance(first, (int, float)):
+        if prior is not None:
+            raise ValueError("topology ('prior', A[, threshold]) and prior=...: give the "
+                             "prior once")
+        return ("prior", *(float(v) for v in topology[2:])), num_nodes, lattice, first
+    return topology, num_nodes, lattice, prior
 
 
 def _one_graph(key: tuple) -> tuple[Tensor, int, bool]:
     """(edge_index, num_nodes, complete_with_self_loops) of one graph, on CPU."""
     name = key[0]
-    if name == "complete":
-        return complete_edge_index(key[1], key[2]), key[1], key[2]
-    if name == "grid":
-        return grid_edge_index(key[1], key[2], key[3]), key[1] * key[2], False
-    if name == "prior":
-        n = key[1]
-        adjacency = torch.tensor(key[2], dtype=torch.float64).view(n, n)
-        return prior_edge_index(adjacency, key[3]), n, False
     if name == "networkx":
         return pairs_edge_index(key[3], directed=key[2]), key[1], False
     if name == "edge_index":
         return torch.tensor(key[2], dtype=torch.long).view(2, -1), key[1], False
-    raise AssertionError(f"unknown topology key {key!r}")  # topology_key guards this
+    entry, num_nodes, lattice, prior_values, args = key
+    prior = (None if prior_values is None
+             else torch.tensor(prior_values, dtype=torch.float64).view(num_nodes, num_nodes))
+    graph = GraphNodes(num_nodes, lattice, prior)
+    return entry.edges(graph, args), num_nodes, entry.is_dense(args)
 
 
 @functools.lru_cache(maxsize=256)
@@ -160,8 +180,8 @@ def _normalise_device(device) -> torch.device:
     return device
 
 
-def graph_structure(topology, batch_size: int, device=None,
-                    num_nodes: Optional[int] = None) -> GraphStructure:
+def graph_structure(topology, batch_size: int, device=None, num_nodes: Optional[int] = None,
+                    lattice: Optional[tuple[int, int]] = None, prior=None) -> GraphStructure:
     r"""The cached :class:`GraphStructure` of :obj:`batch_size` copies of a topology.
 
     Built once per (topology key, batch size, device) and then reused, so a model
@@ -169,7 +189,7 @@ def graph_structure(topology, batch_size: int, device=None,
 
     .. code-block:: python
 
-        s = graph_structure(("grid", 22, 22), batch_size=8)
+        s = graph_structure(("grid", 1), batch_size=8, lattice=(22, 22))
         out = attention(x, s.edge_index, dense_size=s.dense_size)
 
     Args:
@@ -177,9 +197,14 @@ def graph_structure(topology, batch_size: int, device=None,
         batch_size (int): Graphs in the batch :math:`B`.
         device (torch.device or str, optional): Where the tensors live.
             (default: CPU)
-        num_nodes (int, optional): Node count for ``"complete"``. (default: :obj:`None`)
+        num_nodes (int, optional): Nodes per graph :math:`n` (``"complete"`` needs
+            it). (default: :obj:`None`)
+        lattice (tuple of int, optional): :math:`(H, W)` when the nodes are the pixels
+            of a map (``("grid", hops)`` needs it). (default: :obj:`None`)
+        prior (torch.Tensor, optional): The relation prior :math:`(n, n)` for
+            topologies that read it (``"prior"``). (default: :obj:`None`)
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1; found {batch_size!r}")
-    key = topology_key(topology, num_nodes)
+    key = topology_key(topology, num_nodes, lattice, prior)
     return _cached_structure(key, batch_size, _normalise_device(device))

@@ -248,14 +248,17 @@ def batch_edge_index(edge_index: Tensor, num_graphs: int, num_nodes: int) -> Ten
 
 def check_edge_index(edge_index: Tensor, num_nodes: int, name: str = "edge_index") -> None:
     """Raises a ValueError unless ``edge_index`` is a ``[2, E]`` integer tensor
-    with every entry in ``[0, num_nodes)``."""
+    with every entry in ``[0, num_nodes)``.
+
+    While :func:`torch.compile` traces, only the shape and dtype are checked: the range
+    check reads the ids back (data-dependent, a graph break); eager calls check it."""
     if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
         found = (tuple(edge_index.shape) if isinstance(edge_index, Tensor)
                  else type(edge_index).__name__)
         raise ValueError(f"{name} must be a [2, E] tensor; found {found}")
     if edge_index.dtype not in (torch.long, torch.int32, torch.int64):
         raise ValueError(f"{name} must hold integer node ids; found dtype {edge_index.dtype}")
-    if edge_index.numel():
+    if edge_index.numel() and not torch.compiler.is_compiling():
         low, high = int(edge_index.min()), int(edge_index.max())
         if low < 0 or high >= num_nodes:
             raise ValueError(

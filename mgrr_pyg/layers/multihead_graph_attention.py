@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Literal, Optional, Tuple, overload
+from typing import Literal, Optional, Tuple, Union, overload
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +15,7 @@ from torch_geometric.typing import Adj, SparseTensor
 from torch_geometric.utils import softmax
 
 from ._adjacency import as_edge_index, must_propagate, weights_in_input_form
+from ._block_mask import MIN_EDGES, BlockMask, block_mask, worth_masking
 from ._checks import check_dense_size, check_node_features
 from ._edge_kernels import edge_dot, gather_weighted_sum
 
@@ -41,12 +42,24 @@ class MultiHeadGraphAttention(MessagePassing):
     writes :math:`\alpha \cdot C_i`; we read it as the standard weighted sum of the
     neighbours' values.
 
-    Three paths compute this same function with the same parameters; each call
-    takes one:
+    Four paths compute this same function with the same parameters; each call
+    takes one (:meth:`attention_path` says which):
 
     * :meth:`dense_attention`, when ``dense_size`` is given (a graph builder marked
       every graph of the batch complete with self loops and of that size):
       :func:`torch.nn.functional.scaled_dot_product_attention` per graph;
+    * :meth:`masked_attention`, for a sparse graph (a k-hop grid, kNN, a thresholded
+      prior, any edge list) whose edges stay inside equal-sized graphs of the batch
+      (graph :math:`g` holding nodes :math:`[g n, (g+1) n)`) and repeat no edge: the
+      same SDPA under a boolean :math:`(B, n, n)` mask read off the edges, built once
+      per edge tensor and cached. With ``masked="auto"`` (the default) it is taken
+      when the mask is worth it: at least 1,024 edges and at most 8 mask entries
+      :math:`B n^2` per edge on CPU, 64 elsewhere (``_block_mask.worth_masking``;
+      on CPU the edge kernels are faster on sparser graphs, such as the 22x22 pixel
+      graph's 3x3 grid, 57 entries per edge; a 9x9 grid there has 7.4);
+      ``masked=True`` takes it whenever the edges fit, ``False`` never. Eager only
+      (finding the blocks reads the edges on the host): compiled, the layer takes the
+      path it would take without it;
     * :meth:`edge_kernel_attention` (``edge_kernels=True``, the default otherwise):
       message passing with chunked edge kernels (gather, product and scatter in
       cache-sized chunks, with a matching hand-written backward) that compute what
@@ -75,6 +88,9 @@ class MultiHeadGraphAttention(MessagePassing):
         bias (bool, optional): Biases in the four linear maps. (default: :obj:`True`)
         edge_kernels (bool, optional): Use the chunked edge kernels on the
             message-passing path. (default: :obj:`True`)
+        masked (bool or str, optional): The masked path for sparse graphs:
+            ``"auto"`` where it pays (see above), :obj:`True` wherever the edges fit
+            equal graphs, :obj:`False` never. (default: :obj:`"auto"`)
         fused (bool, optional): Deprecated name of :obj:`edge_kernels` (PyG's
             ``fuse`` means ``message_and_aggregate``). (default: :obj:`None`)
         **kwargs (optional): Passed to
@@ -98,7 +114,8 @@ class MultiHeadGraphAttention(MessagePassing):
 
     def __init__(self, in_channels: int, out_channels: Optional[int] = None,
                  embed_dim: int = 1024, heads: int = 8, bias: bool = True,
-                 edge_kernels: bool = True, fused: Optional[bool] = None, **kwargs):
+                 edge_kernels: bool = True, fused: Optional[bool] = None,
+                 masked: Union[bool, str] = "auto", **kwargs):
         kwargs.setdefault("aggr", "add")
         super().__init__(node_dim=0, **kwargs)
         if heads < 1 or embed_dim % heads:
@@ -107,12 +124,15 @@ class MultiHeadGraphAttention(MessagePassing):
         if fused is not None:
             _warn_fused()
             edge_kernels = fused
+        if masked not in (True, False, "auto"):
+            raise ValueError(f"masked must be 'auto', True or False; found {masked!r}")
         self.in_channels = in_channels
         self.out_channels = in_channels if out_channels is None else out_channels
         self.embed_dim = embed_dim
         self.heads = heads
         self.head_dim = embed_dim // heads
         self.edge_kernels = bool(edge_kernels)
+        self.masked = masked
         self.lin_query = Linear(in_channels, embed_dim, bias=bias)  # U_q
         self.lin_key = Linear(in_channels, embed_dim, bias=bias)  # U_k
         self.lin_value = Linear(in_channels, embed_dim, bias=bias)  # value map
@@ -179,15 +199,14 @@ class MultiHeadGraphAttention(MessagePassing):
         key = self.lin_key(x).view(shape)
         value = self.lin_value(x).view(shape)
 
-        if must_propagate(self):
-            out, alpha = self.propagate_attention(query, key, value, edges)
-        elif dense_size is not None:
+        path, mask = self._choose_path(edge_index, edges, x.size(0), dense_size)
+        if path == "dense":
             out, alpha = self.dense_attention(query, key, value, dense_size, edges,
                                               bool(return_attention_weights))
-        elif self.edge_kernels and not torch.compiler.is_compiling():
-            # Compiled, plain propagate wins: inductor fuses its gather, product and
-            # scatter, while tracing the kernels unrolls their chunk loops (slower to
-            # compile, slower and larger when run: bench/bench_layers.py, compile cases).
+        elif path == "masked":
+            out, alpha = self.masked_attention(query, key, value, mask, edges,
+                                               bool(return_attention_weights))
+        elif path == "edge_kernels":
             out, alpha = self.edge_kernel_attention(query, key, value, edges)
         else:
             out, alpha = self.propagate_attention(query, key, value, edges)
@@ -197,6 +216,36 @@ class MultiHeadGraphAttention(MessagePassing):
             return out, weights_in_input_form(edge_index, alpha)
         return out
 
+    def attention_path(self, edge_index: Adj, num_nodes: int,
+                       dense_size: Optional[int] = None) -> str:
+        """The path a forward on these arguments takes: ``"dense"``, ``"masked"``,
+        ``"edge_kernels"`` or ``"propagate"`` (builds and caches the mask when the
+        masked path is considered)."""
+        edges = as_edge_index(edge_index, num_nodes, type(self).__name__)
+        return self._choose_path(edge_index, edges, num_nodes, dense_size)[0]
+
+    def _choose_path(self, adjacency: Adj, edges: Tensor, num_nodes: int,
+                     dense_size: Optional[int]) -> Tuple[str, Optional[BlockMask]]:
+        if must_propagate(self):
+            return "propagate", None
+        if dense_size is not None:
+            return "dense", None
+        compiling = torch.compiler.is_compiling()
+        # The block structure is read on the host (a sync, once per edge tensor);
+        # "auto" skips that for edge lists too small to gain from it.
+        if self.masked and not compiling and (self.masked is True
+                                              or edges.size(1) >= MIN_EDGES):
+            mask = block_mask(edges, num_nodes, adjacency)
+            if mask is not None and (self.masked is True
+                                     or worth_masking(edges.size(1), mask)):
+                return "masked", mask
+        if self.edge_kernels and not compiling:
+            # Compiled, plain propagate wins: inductor fuses its gather, product and
+            # scatter, while tracing the kernels unrolls their chunk loops (slower to
+            # compile, slower and larger when run: bench/bench_layers.py, compile cases).
+            return "edge_kernels", None
+        return "propagate", None
+
     def dense_attention(self, query: Tensor, key: Tensor, value: Tensor, graph_size: int,
                         edge_index: Tensor, need_weights: bool
                         ) -> Tuple[Tensor, Optional[Tensor]]:
@@ -204,6 +253,24 @@ class MultiHeadGraphAttention(MessagePassing):
         :obj:`graph_size` nodes. Returns the aggregated values :math:`(N, L, d)`
         and, with :obj:`need_weights`, :math:`\alpha` :math:`(E, L)` read off at
         :obj:`edge_index` (else :obj:`None`)."""
+        return self._attend_in_blocks(query, key, value, graph_size, edge_index,
+                                      need_weights)
+
+    def masked_attention(self, query: Tensor, key: Tensor, value: Tensor, mask: BlockMask,
+                         edge_index: Tensor, need_weights: bool
+                         ) -> Tuple[Tensor, Optional[Tensor]]:
+        r"""The masked path: the dense path's attention per graph of
+        ``mask.graph_size`` nodes, each node attending to the sources of its edges
+        only (``mask.allowed``); a node without incoming edges aggregates nothing.
+        Returns what :meth:`dense_attention` returns."""
+        return self._attend_in_blocks(query, key, value, mask.graph_size, edge_index,
+                                      need_weights, mask)
+
+    def _attend_in_blocks(self, query: Tensor, key: Tensor, value: Tensor, graph_size: int,
+                          edge_index: Tensor, need_weights: bool,
+                          mask: Optional[BlockMask] = None
+                          ) -> Tuple[Tensor, Optional[Tensor]]:
+        allowed = None if mask is None else mask.allowed  # [B, 1, n, n], over heads
         num_graphs = query.size(0) // graph_size
         # [N, L, d] -> [B, L, n, d]
         query, key, value = (t.view(num_graphs, graph_size, self.heads, self.head_dim)
@@ -212,13 +279,17 @@ class MultiHeadGraphAttention(MessagePassing):
         if need_weights:
             # SDPA gives no weights: the same attention with an explicit softmax.
             scores = query @ key.transpose(-1, -2) / math.sqrt(self.head_dim)  # [B, L, n, n]
+            if allowed is not None:
+                scores = scores.masked_fill(~allowed, float("-inf"))
             attention = scores.softmax(dim=-1)  # rows: targets i, columns: sources j
             out = attention @ value
             source, target = edge_index
             alpha = attention[target // graph_size, :, target % graph_size,
                               source % graph_size]  # [E, L]
-        else:
-            out = F.scaled_dot_product_attention(query, key, value)  # scale 1/sqrt(d)
+        else:  # scale 1/sqrt(d); a boolean mask: True where attention may go
+            out = F.scaled_dot_product_attention(query, key, value, attn_mask=allowed)
+        if mask is not None and mask.isolated is not None:
+            out = out.masked_fill(mask.isolated, 0.0)  # no incoming edge: nothing
         return out.transpose(1, 2).reshape(-1, self.heads, self.head_dim), alpha
 
     def edge_kernel_attention(self, query: Tensor, key: Tensor, value: Tensor,

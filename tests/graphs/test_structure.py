@@ -69,7 +69,9 @@ def test_explicit_edge_index_structure():
 @pytest.mark.parametrize("call, match", [
     (lambda: graph_structure("complete", 2), r"'complete' needs the node count"),
     (lambda: graph_structure(("knn", 3), 2), r"'knn' depends on the node features"),
-    (lambda: graph_structure(("ring", 3), 2), r"topology must be 'complete'.*found \('ring', 3\)"),
+    (lambda: graph_structure(("ring", 3), 2), r"unknown topology 'ring'; registered: complete, "
+                                              r"grid, knn, prior\. Add one with "
+                                              r"mgrr_pyg.graphs.register_topology"),
     (lambda: graph_structure(("complete", 3), 0), r"batch_size must be an integer >= 1; found 0"),
     (lambda: graph_structure(("prior", torch.zeros(2, 3)), 1),
      r"needs a square \[n, n\] matrix A; found shape \(2, 3\)"),
