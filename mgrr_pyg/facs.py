@@ -59,6 +59,25 @@ CANONICAL_TEMPLATE: dict[str, tuple[float, float]] = {
 }
 TEMPLATE_POINTS = np.array(list(CANONICAL_TEMPLATE.values()), dtype=np.float64)  # [5, 2]
 
+#: The mean 49-point shape in the 200x200 aligned face: the mean of the same 11 aligned
+#: faces as :data:`CANONICAL_TEMPLATE` (``tests/data/reference_landmarks.json``) made
+#: left-right symmetric about x = 99.5 (brows, nose, eyes). Its mouth is open and smiling
+#: (7 of the 11 faces smile); the synthetic faces rebuild a neutral mouth
+#: (:func:`mgrr_pyg.data.synthetic.geometry.neutral_mouth`), the predictor's box template
+#: places the whole shape into a face box.
+MEAN_SHAPE = np.array([
+    [40.3, 45.5], [50.3, 39.6], [61.9, 39.2], [73.1, 42.0], [83.6, 46.6],
+    [115.4, 46.6], [125.9, 42.0], [137.1, 39.2], [148.7, 39.6], [158.7, 45.5],
+    [99.5, 61.4], [99.5, 75.7], [99.5, 89.7], [99.5, 104.0],
+    [84.6, 110.6], [92.0, 111.9], [99.5, 113.0], [107.0, 111.9], [114.4, 110.6],
+    [52.7, 65.0], [61.4, 60.5], [71.3, 61.0], [78.9, 67.4], [70.2, 69.9], [61.0, 69.7],
+    [120.1, 67.4], [127.7, 61.0], [137.6, 60.5], [146.3, 65.0], [138.0, 69.7], [128.8, 69.9],
+    [68.9, 132.7], [77.4, 126.5], [88.2, 123.4], [99.5, 124.1], [110.8, 123.4],
+    [121.6, 126.5], [130.1, 132.7], [123.0, 144.2], [112.3, 151.1], [99.5, 153.1],
+    [86.7, 151.1], [76.0, 144.2], [86.3, 131.5], [99.5, 132.4], [112.7, 131.5],
+    [112.8, 137.5], [99.5, 139.5], [86.2, 137.5],
+], dtype=np.float64)  # [49, 2]
+
 
 @dataclass(frozen=True)
 class AUCentreRule:
@@ -282,6 +301,7 @@ __all__ = [
     "INNER_EYE_CORNERS",
     "LANDMARK_TOLERANCE",
     "LEFT_EYE",
+    "MEAN_SHAPE",
     "MOUTH_CORNERS",
     "NOSE_POINT",
     "NUM_LANDMARKS",

@@ -148,3 +148,39 @@ def test_the_one_landmark_validator_checks_values_in_numpy_and_torch():
         facs.check_landmarks(moved, batched=True, crop_size=176)
     moved[1, 9, 1] = 176 - 1 + facs.LANDMARK_TOLERANCE  # the tolerance itself is accepted
     facs.check_landmarks(moved, batched=True, crop_size=176)
+
+
+# JAA-Net's rule for every AU, typed from its published code (PyTorch-JAANet network.py,
+# AlignNet.forward, commit 9a0cedc; 0-based landmark indices as in that code): each AU's
+# two centres as (landmark, vertical offset in rulers), ruler = |x[22] - x[25]|. AU14 and
+# AU15 take AU12's map, AU24 AU23's; AU9, 25, 26 are the DISFA branch.
+JAA_NET_CENTRES = {
+    1: ((4, -1 / 2), (5, -1 / 2)),
+    2: ((1, -1 / 3), (8, -1 / 3)),
+    4: ((2, 1 / 3), (7, 1 / 3)),
+    6: ((24, 1), (29, 1)),
+    7: ((21, 0), (26, 0)),
+    9: ((15, -1 / 2), (17, -1 / 2)),
+    10: ((43, 0), (45, 0)),
+    12: ((31, 0), (37, 0)),
+    14: ((31, 0), (37, 0)),
+    15: ((31, 0), (37, 0)),
+    17: ((39, 1 / 2), (41, 1 / 2)),
+    23: ((34, 0), (40, 0)),
+    24: ((34, 0), (40, 0)),
+    25: ((34, 0), (40, 0)),
+    26: ((39, 1 / 2), (41, 1 / 2)),
+}
+
+
+def test_every_aus_two_centres_on_the_real_faces_follow_jaa_nets_published_rule():
+    faces = reference_faces()  # the 11 real aligned faces
+    assert sorted(JAA_NET_CENTRES) == sorted(facs.ALL_AUS)
+    for au in facs.ALL_AUS:
+        centres = facs.au_centres(faces, (au,))[:, 0]  # [11, 2, 2]
+        for face, found in zip(faces, centres):
+            ruler = abs(face[22, 0] - face[25, 0])
+            expected = [[face[point, 0], face[point, 1] + offset * ruler]
+                        for point, offset in JAA_NET_CENTRES[au]]
+            np.testing.assert_allclose(found, expected, rtol=0, atol=1e-9,
+                                       err_msg=f"AU{au}")

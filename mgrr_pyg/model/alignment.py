@@ -37,16 +37,22 @@ class AlignmentBranch(nn.Module):
 
     with :math:`S = 176` the crop side and :math:`c = (S - 1)/2` its centre.
 
-    Interpretations: the ReLU between the two linear maps (two stacked linear maps
-    without one would be a single linear map), and the output parametrised around
-    the crop centre in half-crop units, so a freshly initialised branch predicts points
+    Two additions to JAA-Net's ``AlignNet`` (``Linear(4000, 512)``, ``Linear(512, 98)``,
+    nothing between, outputs in crop pixels), each a switch of the config: the ReLU
+    between the two linear maps (``hidden_relu``; two stacked linear maps without one
+    are a single linear map), and the output parametrised around the crop centre in
+    half-crop units (``centred_output``), so a freshly initialised branch predicts points
     near the centre and the step size of SGD is in a useful range for pixel targets.
+    With both off, :math:`\mathbf{h} = \mathbf{W}_1 \operatorname{vec}(\mathbf{F}) +
+    \mathbf{b}_1` and :math:`\hat{\mathbf{s}} = \mathbf{W}_2 \mathbf{h} + \mathbf{b}_2`,
+    JAA-Net's head.
 
     Args:
         in_channels (int, optional): Channels of :math:`O_G`. (default: :obj:`64`)
         config (AlignmentConfig, optional): ``channels``, the widths of the three blocks,
-            and ``hidden``, the width of the hidden feature :math:`\mathbf{h}`.
-            (default: :obj:`AlignmentConfig()`, (96, 128, 160) and 512)
+            ``hidden``, the width of the hidden feature :math:`\mathbf{h}`, and the
+            switches ``hidden_relu`` and ``centred_output``.
+            (default: :obj:`AlignmentConfig()`, (96, 128, 160), 512, both on)
         map_size (int, optional): Side of :math:`O_G`. (default: :obj:`44`)
 
     Shapes:
@@ -70,6 +76,7 @@ class AlignmentBranch(nn.Module):
         self.hidden = nn.Linear(self.flat_features, hidden)
         self.regress = nn.Linear(hidden, NUM_LANDMARKS * 2)
         self.hidden_channels = hidden
+        self.hidden_relu, self.centred_output = config.hidden_relu, config.centred_output
 
     def reset_parameters(self) -> None:
         for module in self.modules():
@@ -78,11 +85,17 @@ class AlignmentBranch(nn.Module):
 
     def forward(self, global_map: Tensor) -> tuple[Tensor, Tensor]:
         features = self.features(global_map).flatten(1)  # [B, 4000]
-        hidden = torch.relu(self.hidden(features))  # [B, 512]
-        offsets = self.regress(hidden).view(-1, NUM_LANDMARKS, 2)  # [B, 49, 2]
-        landmarks = (CROP_SIZE - 1) / 2 + (CROP_SIZE / 2) * offsets
+        hidden = self.hidden(features)  # [B, 512]
+        if self.hidden_relu:
+            hidden = torch.relu(hidden)
+        outputs = self.regress(hidden).view(-1, NUM_LANDMARKS, 2)  # [B, 49, 2]
+        if not self.centred_output:  # crop pixels directly (JAA-Net)
+            return outputs, hidden
+        landmarks = (CROP_SIZE - 1) / 2 + (CROP_SIZE / 2) * outputs
         return landmarks, hidden
 
     def extra_repr(self) -> str:
+        switches = [name for name, off in (("no hidden ReLU", not self.hidden_relu),
+                                           ("pixel outputs", not self.centred_output)) if off]
         return (f"{self.flat_features} -> {self.hidden_channels} "
-                f"-> {NUM_LANDMARKS}x2")
+                f"-> {NUM_LANDMARKS}x2" + "".join(f", {s}" for s in switches))

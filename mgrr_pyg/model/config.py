@@ -22,6 +22,15 @@ key (``num_layers``), the names of the configuration before it was grouped; both
 stored in checkpoints (read with ``torch.load(weights_only=True)``) and
 ``model_config.json``, unchanged since the first release, so old and new files compare
 key by key; :meth:`MGRRConfig.from_dict` reads it (and nested dicts) back.
+
+Paper switches. Where this implementation departs from the paper (or decides what the
+paper leaves open), a field chooses; its default is the behaviour of every earlier
+release and the literal reading is the preset ``mgrr_bp4d_literal`` / ``mgrr_disfa_literal``
+(:data:`~mgrr_pyg.model.presets.LITERAL_SWITCHES`; the table with sources is in
+``docs/architecture.md``). The keys of the switches added after the first release are
+:data:`ADDED_KEYS`: :meth:`MGRRConfig.to_dict` writes one only when it differs from the
+value every file written before it implied, and :meth:`MGRRConfig.from_dict` reads a
+missing one as that value, so older checkpoints load, resume and compare unchanged.
 """
 from __future__ import annotations
 
@@ -31,9 +40,15 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional, Union
 
 from mgrr_pyg.facs import BP4D_AUS, resolve_au_rules
+from mgrr_pyg.graphs.registry import check_topology, split_topology, topology_forms
 
 PRIOR_INITS = ("cooccurrence", "random", "identity")
 POOLINGS = ("attention", "mean")
+#: How the AU features V^0 end: a BatchNorm per AU and channel, or a ReLU.
+FEATURE_OUTPUTS = ("batchnorm", "relu")
+#: What each reasoning layer takes as O_G^k: the previous layer's gated map G^{k-1}
+#: ("gated", O_G^{k+1} = G^k) or the stem's O_G in every layer ("stem").
+GLOBAL_STREAMS = ("gated", "stem")
 
 Topology = Union[str, tuple]
 
@@ -53,6 +68,17 @@ def _as_list(value: Any) -> Any:
 
 def _positive_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_switches(part, flags: tuple = (), choices: Optional[dict] = None) -> None:
+    """Booleans that are booleans, and strings among their choices (a YAML ``--set``
+    value such as ``yes`` or ``1`` is refused rather than read as something else)."""
+    for name in flags:
+        if not isinstance(getattr(part, name), bool):
+            raise part._error(name, f"expected true or false, found {getattr(part, name)!r}")
+    for name, allowed in (choices or {}).items():
+        if getattr(part, name) not in allowed:
+            raise part._error(name, f"expected one of {allowed}, found {getattr(part, name)!r}")
 
 
 class _Part:
@@ -108,14 +134,23 @@ class AlignmentConfig(_Part):
         channels (tuple of int): Widths of its three conv blocks.
             (default: :obj:`(96, 128, 160)`)
         hidden (int): Width of :math:`\mathbf{h}`. (default: :obj:`512`)
+        hidden_relu (bool): A ReLU on :math:`\mathbf{h}` between the two linear maps
+            (JAA-Net's ``AlignNet`` has none: :obj:`False` is the literal reading).
+            (default: :obj:`True`)
+        centred_output (bool): Landmarks as offsets from the crop centre in half-crop
+            units; :obj:`False`: the second linear map gives crop pixels directly
+            (JAA-Net's, the literal reading). (default: :obj:`True`)
     """
 
     SECTION: ClassVar[str] = "alignment"
 
     channels: tuple = (96, 128, 160)
     hidden: int = 512
+    hidden_relu: bool = True
+    centred_output: bool = True
 
     def __post_init__(self) -> None:
+        _check_switches(self, ("hidden_relu", "centred_output"))
         self.channels = _as_tuple(self.channels)
         if len(self.channels) != 3 or not all(_positive_int(c) for c in self.channels):
             raise self._error("channels", f"expected three positive widths, found "
@@ -140,6 +175,9 @@ class RegionConfig(_Part):
         au_rules (dict, optional): Centre rules for AUs without a built-in one, as
             ``{AU: ((landmark_a, landmark_b), offset_in_rulers)}``
             (see :class:`mgrr_pyg.facs.AUCentreRule`). (default: :obj:`None`)
+        feature_output (str): The last step of the AU features: ``"batchnorm"`` per AU
+            and channel, or ``"relu"`` (the JAA-Net reading, the literal one; see
+            :class:`~mgrr_pyg.model.regions.AUFeatures`). (default: ``"batchnorm"``)
     """
 
     SECTION: ClassVar[str] = "regions"
@@ -148,8 +186,10 @@ class RegionConfig(_Part):
     box_half_size: int = 3
     box_decay: float = 11.0
     au_rules: Optional[dict] = None
+    feature_output: str = "batchnorm"
 
     def __post_init__(self) -> None:
+        _check_switches(self, choices={"feature_output": FEATURE_OUTPUTS})
         if self.au_rules is not None:
             if not isinstance(self.au_rules, dict):
                 raise self._error("au_rules", "expected a dict {AU: ((landmark_a, landmark_b), "
@@ -188,11 +228,23 @@ class ReasoningConfig(_Part):
         attention_layer (str): The layer of both graph-attention branches, likewise.
             (default: ``"multihead_graph_attention"``)
         channel_topology: ``"complete"`` or ``("knn", k)``.
-        pixel_topology: ``"complete"``, ``("grid", hops)`` or ``("knn", k)``.
+        pixel_topology: ``"complete"``, ``("grid", hops)`` or ``("knn", k)``. (The three
+            topologies take any name of :func:`mgrr_pyg.graphs.list_topologies` for
+            their graph; add one with :func:`mgrr_pyg.graphs.register_topology`.)
         embed_dim (int): :math:`D`. (default: :obj:`1024`)
         heads (int): :math:`L`, dividing :math:`D`. (default: :obj:`8`)
         pooling (str): How :math:`G^k` becomes a vector per AU: ``"attention"``
             (one learned query per AU) or ``"mean"`` (global average pooling).
+        fusion_rescale (bool): Multiply each L2-normalised term of the three gated
+            fusion cells by :math:`\sqrt{C}` (unit-RMS components); :obj:`False` is
+            Eq. 7 as written. (default: :obj:`True`)
+        pooling_batchnorm (bool): A BatchNorm per AU and channel on the pooled
+            :math:`\mathbf{g}_i^k`; :obj:`False`: the linear map only, the literal
+            reading. (default: :obj:`True`)
+        global_stream (str): :math:`O_G^k` of layer :math:`k`: ``"gated"``, the previous
+            layer's :math:`G^{k-1}` (:math:`O_G^{k+1} = G^k`), or ``"stem"``, the
+            stem's :math:`O_G` in every layer (the paper's section 1: the global
+            features "serve as the inputs of each" layer). (default: ``"gated"``)
     """
 
     SECTION: ClassVar[str] = "reasoning"
@@ -217,8 +269,14 @@ class ReasoningConfig(_Part):
     heads: int = 8
     # G^k -> one vector per AU
     pooling: str = "attention"
+    # paper switches (docs/architecture.md, "Deviations from the paper")
+    fusion_rescale: bool = True
+    pooling_batchnorm: bool = True
+    global_stream: str = "gated"
 
     def __post_init__(self) -> None:
+        _check_switches(self, ("fusion_rescale", "pooling_batchnorm"),
+                        {"global_stream": GLOBAL_STREAMS})
         for name in ("region_topology", "channel_topology", "pixel_topology"):
             value = getattr(self, name)
             setattr(self, name, value if isinstance(value, str) else _as_tuple(value))
@@ -233,34 +291,27 @@ class ReasoningConfig(_Part):
                                             f"{self.prior_init!r}")
         if self.pooling not in POOLINGS:
             raise self._error("pooling", f"expected one of {POOLINGS}, found {self.pooling!r}")
-        self.region_threshold()  # validates region_topology
-        self._check_topology("channel_topology", ("complete", "knn"))
-        self._check_topology("pixel_topology", ("complete", "grid", "knn"))
+        for name, graph in (("region_topology", "region"), ("channel_topology", "channel"),
+                            ("pixel_topology", "pixel")):
+            self._check_topology(name, graph)
 
     def region_threshold(self) -> Optional[float]:
-        """None for the complete region graph, else the prior threshold."""
-        spec = self.region_topology
-        if spec == "complete":
+        """The prior threshold of a ``"prior"`` / ``("prior", threshold)`` region
+        topology (0 for ``"prior"``), else None (e.g. the complete region graph)."""
+        name, args = split_topology(self.region_topology)
+        if name != "prior":
             return None
-        if spec == "prior":
-            return 0.0
-        if isinstance(spec, tuple) and len(spec) == 2 and spec[0] == "prior" and \
-                isinstance(spec[1], (int, float)) and not isinstance(spec[1], bool):
-            return float(spec[1])
-        raise self._error("region_topology", "expected 'complete', 'prior' or "
-                                             f"('prior', threshold), found {spec!r}")
+        return float(args[0]) if args else 0.0
 
-    def _check_topology(self, name: str, allowed: tuple) -> None:
+    def _check_topology(self, name: str, graph: str) -> None:
+        # The topology registry (mgrr_pyg.graphs.registry) knows which topologies suit
+        # which graph and what arguments each takes.
         spec = getattr(self, name)
-        if spec == "complete" and "complete" in allowed:
-            return
-        if isinstance(spec, tuple) and len(spec) == 2 and spec[0] in allowed and \
-                spec[0] != "complete" and isinstance(spec[1], int) and \
-                not isinstance(spec[1], bool) and spec[1] >= (1 if spec[0] == "knn" else 0):
-            return
-        forms = ["'complete'"] + [f"('{a}', {'k' if a == 'knn' else 'hops'})"
-                                 for a in allowed if a != "complete"]
-        raise self._error(name, f"expected one of {', '.join(forms)}, found {spec!r}")
+        try:
+            check_topology(spec, graph)
+        except ValueError as err:
+            raise self._error(name, f"expected one of {topology_forms(graph)}; found "
+                                    f"{spec!r}: {err}") from None
 
 
 #: The parts of :class:`MGRRConfig` by section name.
@@ -282,8 +333,25 @@ FLAT_KEYS: dict[str, tuple[Optional[str], str]] = {
     "box_decay": ("regions", "box_decay"),
     "d_v": (None, "d_v"),
     **{f.name: ("reasoning", f.name) for f in dataclasses.fields(ReasoningConfig)},
+    "align_hidden_relu": ("alignment", "hidden_relu"),
+    "align_centred_output": ("alignment", "centred_output"),
+    "region_feature_output": ("regions", "feature_output"),
 }
 _FLAT_KEY_OF = {path: key for key, path in FLAT_KEYS.items()}
+
+#: Flat keys added after the first release -> the value every file written before the
+#: key existed implied (the behaviour of that code). :meth:`MGRRConfig.to_dict` leaves a
+#: key out while it holds that value and :meth:`MGRRConfig.from_dict` reads a missing key
+#: as it: an older checkpoint loads, resumes and compares key by key as before, and the
+#: value stays what it meant even if a default changes later.
+ADDED_KEYS: dict[str, Any] = {
+    "fusion_rescale": True,
+    "pooling_batchnorm": True,
+    "global_stream": "gated",
+    "align_hidden_relu": True,
+    "align_centred_output": True,
+    "region_feature_output": "batchnorm",
+}
 
 
 def setting_name(section: Optional[str], name: str) -> str:
@@ -298,7 +366,8 @@ def setting_name(section: Optional[str], name: str) -> str:
 
 @dataclass
 class MGRRConfig:
-    r"""Everything that defines an MGRR-Net (paper section 4.2 defaults).
+    r"""Everything that defines an MGRR-Net (defaults: the paper's section 4.2 sizes, and
+    the package's choice at each paper switch; see the module docstring).
 
     Args:
         name (str): Preset name it came from (informative only).
@@ -396,10 +465,13 @@ class MGRRConfig:
     # -- serialisation ----------------------------------------------------------------
     def to_dict(self) -> dict:
         """The flat keys (see the module docstring) with plain python values only
-        (lists, dicts, str, int, float, bool, None)."""
+        (lists, dicts, str, int, float, bool, None); a key of :data:`ADDED_KEYS` only
+        where it differs from the value files without it imply."""
         out = {}
         for key, (section, name) in FLAT_KEYS.items():
             value = getattr(getattr(self, section) if section else self, name)
+            if key in ADDED_KEYS and value == ADDED_KEYS[key]:
+                continue
             if key == "au_rules" and value is not None:
                 value = {int(au): [list(rule[0]), float(rule[1])] for au, rule in value.items()}
             out[key] = _as_list(value)
@@ -408,10 +480,11 @@ class MGRRConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "MGRRConfig":
         """Rebuild from :meth:`to_dict` (the flat dict of every checkpoint) or from a
-        nested dict ``{"stem": {...}, ...}``; unknown keys are a ValueError."""
+        nested dict ``{"stem": {...}, ...}``; unknown keys are a ValueError. A missing
+        key of :data:`ADDED_KEYS` is read as the value files without it imply."""
         if not isinstance(data, dict):
             raise ValueError(f"MGRRConfig.from_dict: expected a dict, found {type(data).__name__}")
-        return cls()._with(data, "key(s)")
+        return cls()._with({**ADDED_KEYS, **data}, "key(s)")
 
     # -- the flat names, read as attributes ---------------------------------------------
     def __getattr__(self, name: str):
@@ -453,17 +526,19 @@ def _part_from_dict(section: str, values: dict):
     return PARTS[section](**_fields_of(section, values))
 
 
-__all__ = ["AlignmentConfig", "FLAT_KEYS", "MGRRConfig", "PARTS", "POOLINGS", "PRIOR_INITS",
-           "ReasoningConfig", "RegionConfig", "StemConfig", "setting_name"]
+__all__ = ["ADDED_KEYS", "AlignmentConfig", "FEATURE_OUTPUTS", "FLAT_KEYS", "GLOBAL_STREAMS",
+           "MGRRConfig", "PARTS", "POOLINGS", "PRIOR_INITS", "ReasoningConfig", "RegionConfig",
+           "StemConfig", "setting_name"]
 
 
 def __getattr__(name: str):
-    # The preset names that lived here before mgrr_pyg.model.presets; the import runs only
-    # when an old name is used (presets imports this module, never the other way round).
+    # The preset names that lived here before mgrr_pyg.model.presets resolve to the public
+    # names of the package ``mgrr_pyg.model``, looked up only when an old name is used:
+    # presets imports this module, never the other way round.
     if name in ("PRESETS", "get_config", "create_model"):
         warnings.warn(f"mgrr_pyg.model.config.{name} moved to mgrr_pyg.model.presets",
                       DeprecationWarning, stacklevel=2)
-        from . import presets
+        import mgrr_pyg.model
 
-        return getattr(presets, name)
+        return getattr(mgrr_pyg.model, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

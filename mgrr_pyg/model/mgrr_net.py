@@ -116,7 +116,7 @@ class MGRRNet(nn.Module):
         self.alignment = AlignmentBranch(channels, config.alignment, MAP_SIZE)
         # V^0; the attribute keeps its name, the key of its weights in every checkpoint.
         self.region_features = AUFeatures(channels, config.regions.hidden_channels,
-                                          config.d_v, n)
+                                          config.d_v, n, config.regions.feature_output)
         self.layers = nn.ModuleList(
             RelationalReasoningLayer(n, config.d_v, channels, MAP_SIZE, config.reasoning)
             for _ in range(config.reasoning.num_layers))
@@ -160,25 +160,33 @@ class MGRRNet(nn.Module):
     def graphs(self, batch: int, device) -> dict:
         """The graph structure of a batch, built once per (batch size, device) and cached:
         ``region`` = ``(edge_index, au_index, dense_size)``; ``channel`` / ``pixel`` =
-        ``(edge_index, dense_size)``, or None for a kNN topology (built per forward
-        from the features) or a switched-off branch."""
-        key = (batch, torch.device(device))
+        ``(edge_index, dense_size)``, or None for a per-forward topology such as kNN
+        (built from the features in every forward) or a switched-off branch."""
+        key = (int(batch), torch.device(device))
         if key not in self._graphs:
-            threshold = self.config.reasoning.region_threshold()
-            n = self.config.num_aus
-            topology = "complete" if threshold is None else ("prior", self.prior, threshold)
-            region = graph_structure(topology, batch, device, num_nodes=n)
-            # Node i of each region graph is AU i (config.aus order): its index in the
-            # graph is its AU index.
-            graphs = {"region": (region.edge_index, region.node_index, region.dense_size),
-                      "channel": None, "pixel": None}
-            if len(self.layers):
-                for name in ("channel", "pixel"):
-                    branch = getattr(self.layers[0], name)
-                    if branch is not None:
-                        graphs[name] = branch.graph(batch, device)
-            self._graphs[key] = graphs
+            batch = key[0]
+            # Built outside inference mode even when called inside it (prediction): the
+            # structure is cached (here and process-wide in graph_structure), and inference
+            # tensors in the cache would break a later forward that records autograd
+            # (training, a Grad-CAM) in the same process.
+            with torch.inference_mode(False):
+                self._graphs[key] = self._build_graphs(batch, device)
         return self._graphs[key]
+
+    def _build_graphs(self, batch: int, device) -> dict:
+        # (A region topology may read the relation prior: "prior" keeps A_ij > threshold.)
+        region = graph_structure(self.config.reasoning.region_topology, batch, device,
+                                 num_nodes=self.config.num_aus, prior=self.prior)
+        # Node i of each region graph is AU i (config.aus order): its index in the
+        # graph is its AU index.
+        graphs = {"region": (region.edge_index, region.node_index, region.dense_size),
+                  "channel": None, "pixel": None}
+        if len(self.layers):
+            for name in ("channel", "pixel"):
+                branch = getattr(self.layers[0], name)
+                if branch is not None:
+                    graphs[name] = branch.graph(batch, device)
+        return graphs
 
     # -- forward ----------------------------------------------------------------------------
     def _check_trainable_batch(self, images: Tensor) -> None:
@@ -222,7 +230,6 @@ class MGRRNet(nn.Module):
 
     def _forward(self, images: Tensor, region_landmarks: Optional[Tensor]) -> MGRROutput:
         config = self.config
-        batch = images.size(0)
         global_map = self.stem(images)  # O_G [B, c, 44, 44]
         landmarks, alignment_feature = self.alignment(global_map)  # [B, 49, 2], [B, 512]
 
@@ -242,7 +249,7 @@ class MGRRNet(nn.Module):
         au_features = self.region_features(global_map, boxes)  # V^0 [B, n, d_v]
         region_features = au_features
 
-        graphs = self.graphs(batch, images.device)
+        graphs = self.graphs(int(images.shape[0]), images.device)
         current_map, gated_maps, pool_attention = global_map, [], []
         for layer in self.layers:
             au_features, current_map, extras = layer(au_features, current_map, graphs["region"],

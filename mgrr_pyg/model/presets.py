@@ -14,6 +14,12 @@ setting of Table 6 uses) and :data:`TABLE7` (the depths of Table 7) give both th
 (``table6_1`` ... ``table6_full``, ``table7_k1`` ...) and the short setting names of
 ``--ablation`` (:data:`ABLATIONS`); :data:`ABLATION_FIELDS` are the switches an ablation
 sets.
+
+``mgrr_bp4d`` / ``mgrr_disfa`` are the package defaults: the paper's sizes and schedule
+with the additions listed in ``docs/architecture.md`` ("Deviations from the paper").
+``mgrr_bp4d_literal`` / ``mgrr_disfa_literal`` take the literal reading at every one of
+those switches (:data:`LITERAL_SWITCHES`); any preset takes them one by one with
+``--set`` / overrides, e.g. ``create_model("mgrr_bp4d", fusion_rescale=False)``.
 """
 from __future__ import annotations
 
@@ -111,6 +117,23 @@ def ablation_overrides(setting: str) -> dict:
     return {key: values[key] for key in ABLATION_FIELDS}
 
 
+#: The paper read literally (flat key -> value) at every switch where the package
+#: departs from it or decides what it leaves open; where the paper is silent, JAA-Net's
+#: choice (MGRR-Net takes its stem, alignment branch and AU regions from JAA-Net) or, with
+#: no JAA-Net counterpart, the reading that adds nothing. Sources and the package's
+#: reasons: docs/architecture.md, "Deviations from the paper".
+LITERAL_SWITCHES: Mapping[str, object] = MappingProxyType({
+    "per_au_weights": True,  # Eq. 5 writes a map W_i per AU
+    "fusion_rescale": False,  # Eq. 7: unit-norm L2 normalisation, no sqrt(C)
+    "global_stream": "stem",  # section 1: O_G "serves as the input of each" layer
+    "pooling": "mean",  # paper silent on G^k -> g_i: no per-AU queries
+    "pooling_batchnorm": False,  # ... and nothing after the linear map
+    "region_feature_output": "relu",  # JAA-Net's AU features end in BN-ReLU
+    "align_hidden_relu": False,  # JAA-Net's AlignNet: Linear(4000, 512), Linear(512, 98)
+    "align_centred_output": False,  # ... its outputs are crop pixels
+})
+
+
 def _switches(region: bool, global_: bool, channel: bool, pixel: bool, **changes) -> dict:
     return dict(use_region_graph=region, use_global=global_, use_channel=channel,
                 use_pixel=pixel, **changes)
@@ -118,9 +141,12 @@ def _switches(region: bool, global_: bool, channel: bool, pixel: bool, **changes
 
 # -- the preset table ---------------------------------------------------------------------
 _PRESETS: dict[str, MGRRConfig] = {
-    # the paper (section 4.2)
+    # the paper's sizes (section 4.2), with the package's additions (the defaults)
     "mgrr_bp4d": MGRRConfig(aus=BP4D_AUS),
     "mgrr_disfa": MGRRConfig(aus=DISFA_AUS),
+    # the paper read literally at every switch of docs/architecture.md
+    "mgrr_bp4d_literal": MGRRConfig(aus=BP4D_AUS).replace(**LITERAL_SWITCHES),
+    "mgrr_disfa_literal": MGRRConfig(aus=DISFA_AUS).replace(**LITERAL_SWITCHES),
     # Table 6: D_G, O_G, C_G, P_G
     **{_table6_preset(setting): MGRRConfig(aus=DISFA_AUS,
                                            reasoning=ReasoningConfig(**_switches(*levels)))
@@ -154,5 +180,5 @@ def __getattr__(name: str):
 
 _presets_view: Mapping[str, MGRRConfig] = MappingProxyType(_REGISTRY)
 
-__all__ = ["ABLATIONS", "ABLATION_FIELDS", "TABLE6", "TABLE7", "ablation_overrides",
-           "create_model", "get_config", "list_presets", "register_preset"]
+__all__ = ["ABLATIONS", "ABLATION_FIELDS", "LITERAL_SWITCHES", "TABLE6", "TABLE7",
+           "ablation_overrides", "create_model", "get_config", "list_presets", "register_preset"]

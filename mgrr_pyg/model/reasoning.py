@@ -12,10 +12,11 @@ from typing import Optional
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.utils import add_self_loops
 
-from mgrr_pyg.graphs import (channel_graph_to_map, graph_structure, knn_edge_index,
-                             pixel_graph_to_map)
+# (knn_edges, the kNN topology's edges, lived here before the topology registry)
+from mgrr_pyg.graphs import (channel_graph_to_map, graph_structure, knn_edges,  # noqa: F401
+                             per_forward_edges, pixel_graph_to_map)
+from mgrr_pyg.graphs.registry import is_per_forward
 from mgrr_pyg.layers import GatedFusion, resolve_layer
 
 from .config import ReasoningConfig
@@ -24,28 +25,16 @@ from .config import ReasoningConfig
 def node_edges(topology, num_graphs: int, num_nodes: int, device,
                lattice: Optional[tuple[int, int]] = None) -> Optional[tuple[Tensor, Optional[int]]]:
     r"""``(edge_index, dense_size)`` of :obj:`num_graphs` graphs of :obj:`num_nodes`
-    nodes from the cached :func:`~mgrr_pyg.graphs.graph_structure`: ``"complete"``
-    (dense path) or ``("grid", hops)`` on the :obj:`lattice`. :obj:`None` for
-    ``("knn", k)``, which depends on the features: see :func:`knn_edges`."""
-    if topology == "complete":
-        structure = graph_structure("complete", num_graphs, device, num_nodes=num_nodes)
-        return structure.edge_index, structure.dense_size
-    kind, value = topology
-    if kind == "grid":
-        if lattice is None:
-            raise ValueError("a ('grid', hops) topology needs a pixel lattice (pixel graph only)")
-        structure = graph_structure(("grid", lattice[0], lattice[1], value), num_graphs, device)
-        return structure.edge_index, structure.dense_size
-    return None
-
-
-def knn_edges(x: Tensor, k: int, num_graphs: int, num_nodes: int) -> Tensor:
-    """The :math:`k` nearest nodes of each graph in feature space, plus a self loop (a
-    node's neighbourhood contains it, as on the complete graph); built per call."""
-    batch = torch.arange(num_graphs, device=x.device).repeat_interleave(num_nodes)
-    edge_index = knn_edge_index(x, k, batch, self_loops=False)
-    edge_index, _ = add_self_loops(edge_index, num_nodes=x.size(0))
-    return edge_index
+    nodes (the pixels of the :obj:`lattice` for the pixel graph) for a registered
+    topology (:mod:`mgrr_pyg.graphs.registry`), from the cached
+    :func:`~mgrr_pyg.graphs.graph_structure`; :obj:`None` for a per-forward topology such
+    as ``("knn", k)``, built from the features: see
+    :func:`~mgrr_pyg.graphs.per_forward_edges`."""
+    if is_per_forward(topology):
+        return None
+    structure = graph_structure(topology, num_graphs, device, num_nodes=num_nodes,
+                                lattice=lattice)
+    return structure.edge_index, structure.dense_size
 
 
 class ChannelGraphAttention(nn.Module):
@@ -68,7 +57,8 @@ class ChannelGraphAttention(nn.Module):
         attention_layer (str or type): For :func:`~mgrr_pyg.layers.resolve_layer`.
         embed_dim (int): :math:`D`.
         heads (int): :math:`L`.
-        topology: ``"complete"`` or ``("knn", k)``.
+        topology: A channel-graph topology of :mod:`mgrr_pyg.graphs.registry`
+            (``list_topologies("channel")``): ``"complete"`` or ``("knn", k)`` built in.
 
     Shapes:
         - **input:** :math:`(B, c, S, S)`
@@ -104,22 +94,27 @@ class ChannelGraphAttention(nn.Module):
     def num_nodes(self) -> int:
         return self.channels
 
+    def lattice(self) -> Optional[tuple[int, int]]:
+        """``(H, W)`` when the nodes are the pixels of the reduced map (the pixel graph)."""
+        return None
+
     def graph(self, batch: int, device) -> Optional[tuple[Tensor, Optional[int]]]:
-        """The cached ``(edge_index, dense_size)`` for a batch (None for kNN)."""
-        return node_edges(self.topology, batch, self.num_nodes(), device,
-                          (self.reduced, self.reduced))
+        """The cached ``(edge_index, dense_size)`` for a batch (None for a per-forward
+        topology such as kNN)."""
+        return node_edges(self.topology, batch, self.num_nodes(), device, self.lattice())
 
     def forward(self, global_map: Tensor,
                 graph: Optional[tuple[Tensor, Optional[int]]] = None) -> Tensor:
         """``graph``: ``(edge_index, dense_size)`` from :meth:`graph` (looked up when
-        not given; built from the features for a kNN topology)."""
+        not given; built from the features for a per-forward topology such as kNN)."""
         batch = global_map.size(0)
         reduced = self.reduce(global_map)  # [B, c, h', w']
         nodes = self.to_nodes(reduced)
         if graph is None:
             graph = self.graph(batch, global_map.device)
-        if graph is None:  # kNN in feature space
-            graph = (knn_edges(nodes, self.topology[1], batch, self.num_nodes()), None)
+        if graph is None:  # a per-forward topology (kNN in feature space)
+            graph = (per_forward_edges(self.topology, nodes, batch, self.num_nodes(),
+                                       self.lattice()), None)
         edge_index, dense_size = graph
         nodes = self.attention(nodes, edge_index, dense_size=dense_size)
         restored = self.from_nodes(nodes, batch)  # [B, c, h', w']
@@ -138,7 +133,9 @@ class PixelGraphAttention(ChannelGraphAttention):
     order of :func:`~mgrr_pyg.graphs.grid_edge_index`).
 
     Args:
-        topology: ``"complete"``, ``("grid", hops)`` or ``("knn", k)``.
+        topology: A pixel-graph topology of :mod:`mgrr_pyg.graphs.registry`
+            (``list_topologies("pixel")``): ``"complete"``, ``("grid", hops)`` or
+            ``("knn", k)`` built in.
     """
 
     def node_features(self) -> int:
@@ -146,6 +143,9 @@ class PixelGraphAttention(ChannelGraphAttention):
 
     def num_nodes(self) -> int:
         return self.reduced * self.reduced
+
+    def lattice(self) -> Optional[tuple[int, int]]:
+        return (self.reduced, self.reduced)
 
     def to_nodes(self, x: Tensor) -> Tensor:
         # The node layout of mgrr_pyg.graphs.pixel_graph, without building a Batch.
@@ -163,13 +163,15 @@ class AUGlobalPooling(nn.Module):
     over all pixels (global context, but each AU asks its own question),
 
     .. math::
-        \alpha_{ip} = \operatorname{softmax}_p(\mathbf{q}_i^\top G^k(p)), \qquad
+        \alpha_{ip} = \operatorname{softmax}_p(\mathbf{q}_i^\top G^k(p) / \sqrt{c}), \qquad
         \mathbf{g}_i = \mathrm{BN}(\mathbf{W}_g \sum_p \alpha_{ip} G^k(p) + \mathbf{b}_g)
 
     (a key map would add nothing a learned query cannot absorb, and pooling before
     :math:`\mathbf{W}_g` is the same linear map at a fraction of the cost).
-    ``"mean"``: global average pooling, the same vector for every AU. :math:`G^k` is a
-    GFC output (per-pixel unit-norm terms), so the unscaled scores start in a soft range.
+    ``"mean"``: global average pooling, the same vector for every AU. The BatchNorm is
+    ours (``batchnorm=True``, see the comment below); without it :math:`\mathbf{g}_i =
+    \mathbf{W}_g \sum_p \alpha_{ip} G^k(p) + \mathbf{b}_g`, the literal reading (the
+    paper does not say how :math:`G^k` meets the vectors :math:`\bar{\mathbf{v}}_i`).
 
     Shapes:
         - **input:** :math:`(B, c, S, S)`
@@ -178,7 +180,7 @@ class AUGlobalPooling(nn.Module):
     """
 
     def __init__(self, channels: int, out_channels: int, num_aus: int,
-                 mode: str = "attention") -> None:
+                 mode: str = "attention", batchnorm: bool = True) -> None:
         super().__init__()
         self.channels, self.out_channels, self.num_aus, self.mode = (
             channels, out_channels, num_aus, mode)
@@ -187,14 +189,15 @@ class AUGlobalPooling(nn.Module):
         # Batch-normalised per AU and channel: the pooled context of a unit-RMS map is
         # dominated by what every face shares; centring it across the batch keeps the
         # part that differs between faces (our choice, see docs/architecture.md).
-        self.norm = nn.BatchNorm1d(num_aus * out_channels)
+        self.norm = nn.BatchNorm1d(num_aus * out_channels) if batchnorm else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         if self.query is not None:
             nn.init.normal_(self.query)
         self.project.reset_parameters()
-        self.norm.reset_parameters()
+        if self.norm is not None:
+            self.norm.reset_parameters()
 
     def forward(self, gated_map: Tensor) -> tuple[Tensor, Optional[Tensor]]:
         batch, channels, height, width = gated_map.shape
@@ -211,11 +214,14 @@ class AUGlobalPooling(nn.Module):
     def _project(self, pooled: Tensor) -> Tensor:
         batch = pooled.size(0)
         context = self.project(pooled)  # [B, n, d_v]
+        if self.norm is None:
+            return context
         return self.norm(context.reshape(batch, -1)).view(batch, self.num_aus, -1)
 
     def extra_repr(self) -> str:
         return (f"{self.channels}, {self.out_channels}, "
-                f"num_aus={self.num_aus}, mode={self.mode!r}")
+                f"num_aus={self.num_aus}, mode={self.mode!r}"
+                + ("" if self.norm is not None else ", batchnorm=False"))
 
 
 class RelationalReasoningLayer(nn.Module):
@@ -226,12 +232,19 @@ class RelationalReasoningLayer(nn.Module):
             \mathbf{W}_n \mathbf{v}_j^k \quad &(D_G,\ \text{Eq. 5}) \\
         G^k &= \mathrm{GFC}(O_G^k, \mathrm{GFC}(C_G^k, P_G^k)) \quad &(\text{Eq. 6-8}) \\
         \mathbf{v}_i^{k+1} &= \mathrm{GFC}(\bar{\mathbf{v}}_i^k, \mathbf{g}_i^k), \qquad
-            O_G^{k+1} = G^k
+            O_G^{k+1} = G^k \ (\texttt{global\_stream="gated"}) \ \text{or} \ O_G^k
+            \ (\texttt{"stem"})
 
     with :math:`C_G^k, P_G^k` from :class:`ChannelGraphAttention` /
     :class:`PixelGraphAttention` on :math:`O_G^k` and :math:`\mathbf{g}_i^k` from
-    :class:`AUGlobalPooling`. Ablations (Table 6) build no module for a switched-off
-    part: a GFC with one input off passes the other through its own map and
+    :class:`AUGlobalPooling`. With ``global_stream="stem"`` the layer hands on the map it
+    was given, so every layer of the model reads the stem's :math:`O_G` (the paper's
+    section 1: the global features "serve as the inputs of each" layer; Eq. 6 writes
+    :math:`O_G^k` and gives no update of it). ``fusion_rescale`` multiplies the
+    normalised terms of the three GFCs by :math:`\sqrt{C}`
+    (:class:`~mgrr_pyg.layers.GatedFusion` ``rescale``), ``pooling_batchnorm`` puts a
+    BatchNorm on :math:`\mathbf{g}_i^k`. Ablations (Table 6) build no module for a
+    switched-off part: a GFC with one input off passes the other through its own map and
     normalisation (built with only that input's parameters); with both off the fusion
     step is skipped. Without :math:`D_G`, :math:`\bar{\mathbf{v}}_i^k = \mathbf{v}_i^k`
     (the AU features still flow, they just exchange no messages). Without any global
@@ -246,7 +259,7 @@ class RelationalReasoningLayer(nn.Module):
             and pooling (see :class:`~mgrr_pyg.model.ReasoningConfig`; ``num_layers`` is
             the model's). ``prior_init="random"`` draws the adjacency at random, the
             others start from the identity (the model's ``set_prior`` sets the prior).
-            (default: :obj:`ReasoningConfig()`, the paper's)
+            (default: :obj:`ReasoningConfig()`, the package defaults)
 
     Shapes:
         - **input:** :math:`V^k` :math:`(B, n, d_v)`, :math:`O_G^k` :math:`(B, c, S, S)`,
@@ -275,19 +288,22 @@ class RelationalReasoningLayer(nn.Module):
         self.pixel = (PixelGraphAttention(channels, map_size, config.attention_layer,
                                           config.embed_dim, config.heads, config.pixel_topology)
                       if use_pixel else None)
-        c = channels
+        c, rescale = channels, config.fusion_rescale
         self.attention_fusion = (GatedFusion(c if use_channel else None,
-                                             c if use_pixel else None, c, kind="map", rescale=True)
+                                             c if use_pixel else None, c, kind="map",
+                                             rescale=rescale)
                                  if use_channel or use_pixel else None)
         has_attention = use_channel or use_pixel
         self.global_fusion = (GatedFusion(c if use_global else None,
-                                          c if has_attention else None, c, kind="map", rescale=True)
+                                          c if has_attention else None, c, kind="map",
+                                          rescale=rescale)
                               if use_global or has_attention else None)
-        self.pooling = (AUGlobalPooling(c, d_v, num_aus, config.pooling)
+        self.pooling = (AUGlobalPooling(c, d_v, num_aus, config.pooling, config.pooling_batchnorm)
                         if self.global_fusion is not None else None)
         self.au_fusion = GatedFusion(d_v, d_v if self.pooling is not None else None, d_v,
-                                     kind="vector", rescale=True)
+                                     kind="vector", rescale=rescale)
         self.use_global = use_global
+        self.global_stream = config.global_stream
 
     def reset_parameters(self) -> None:
         for module in self.children():
@@ -323,11 +339,15 @@ class RelationalReasoningLayer(nn.Module):
             gated_map = self.global_fusion(global_map if self.use_global else None, attended)
             context, pool_attention = self.pooling(gated_map)  # [B, n, d_v]
         next_features = self.au_fusion(refined, context)  # [B, n, d_v]
-        next_map = gated_map if gated_map is not None else global_map  # O_G^{k+1} = G^k
+        if gated_map is not None and self.global_stream == "gated":
+            next_map = gated_map  # O_G^{k+1} = G^k
+        else:
+            next_map = global_map  # "stem": every layer reads the stem's O_G
         return next_features, next_map, {"gated_map": gated_map, "pool_attention": pool_attention}
 
     def extra_repr(self) -> str:
         parts = [name for name, on in (("D_G", self.region is not None), ("O_G", self.use_global),
                                        ("C_G", self.channel is not None),
                                        ("P_G", self.pixel is not None)) if on]
-        return f"n={self.num_aus}, d_v={self.d_v}, {'+'.join(parts) or 'none'}"
+        stream = "" if self.global_stream == "gated" else f", global_stream={self.global_stream!r}"
+        return f"n={self.num_aus}, d_v={self.d_v}, {'+'.join(parts) or 'none'}{stream}"

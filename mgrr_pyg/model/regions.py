@@ -32,6 +32,8 @@ from torch import Tensor, nn
 from mgrr_pyg import facs
 from mgrr_pyg.facs import CROP_SIZE, LANDMARK_TOLERANCE, AUCentreRule, au_centres
 
+from .config import FEATURE_OUTPUTS
+
 
 def check_landmarks(landmarks: Tensor, name: str = "landmarks", crop_size: int = CROP_SIZE,
                     tolerance: float = LANDMARK_TOLERANCE) -> None:
@@ -115,22 +117,29 @@ class AUFeatures(nn.Module):
         \mathbf{F} &= \mathrm{ReLU}(\mathrm{BN}(\mathbf{W}_F \star O_G)) \\
         \mathbf{f}_{ik} &= \frac{\sum_p M_{ik}(p) \mathbf{F}(p)}{\sum_p M_{ik}(p)}, \quad k = 1, 2 \\
         \mathbf{v}_i &= \mathrm{BN}(\mathbf{W}_i [\mathbf{f}_{i1} \Vert \mathbf{f}_{i2}] + \mathbf{b}_i)
+        \quad \text{or} \quad
+        \mathrm{ReLU}(\mathbf{W}_i [\mathbf{f}_{i1} \Vert \mathbf{f}_{i2}] + \mathbf{b}_i)
 
     :math:`M_{ik}` is the box map of AU :math:`i`'s centre :math:`k`; one shared 3x3
     convolution, then box-weighted means (one batched matmul) and a per-AU linear map.
     Pooling each centre's box separately keeps the two sides of the face apart
     (JAA-Net's per-AU nets see both halves of the AU's patch pair as well). The last
-    step is a batch normalisation per AU and channel, not a ReLU: box means of ReLU
-    features share a large offset across faces, and after the L2 normalisation of the
-    gated fusion (Eq. 7) that offset would leave the classifiers almost nothing that
-    differs between faces (measured: probabilities varied by ~0.001 across images and
-    the model never left the label-only baseline on synthetic data).
+    step (``output``) is by default a batch normalisation per AU and channel:
+    box means of ReLU features share a large offset across faces, and after the L2
+    normalisation of the gated fusion (Eq. 7) that offset would leave the classifiers
+    almost nothing that differs between faces (measured: probabilities varied by ~0.001
+    across images and the model never left the label-only baseline on synthetic data).
+    ``output="relu"`` ends in a ReLU instead, as JAA-Net's per-AU features do (its
+    ``HLFeatExtractor`` blocks end in BN-ReLU): the literal reading, no BatchNorm.
 
     Args:
         in_channels (int, optional): Channels of :math:`O_G`. (default: :obj:`64`)
         hidden_channels (int, optional): Width of :math:`\mathbf{F}`. (default: :obj:`128`)
         out_channels (int, optional): :math:`d_v`. (default: :obj:`512`)
         num_aus (int, optional): :math:`n`. (default: :obj:`12`)
+        output (str, optional): ``"batchnorm"`` or ``"relu"``
+            (:attr:`RegionConfig.feature_output <mgrr_pyg.model.RegionConfig>`).
+            (default: ``"batchnorm"``)
 
     Shapes:
         - **input:** :math:`O_G` :math:`(B, C, S, S)`, boxes :math:`(B, n, 2, S, S)`
@@ -138,21 +147,26 @@ class AUFeatures(nn.Module):
     """
 
     def __init__(self, in_channels: int = 64, hidden_channels: int = 128,
-                 out_channels: int = 512, num_aus: int = 12) -> None:
+                 out_channels: int = 512, num_aus: int = 12, output: str = "batchnorm") -> None:
         super().__init__()
+        if output not in FEATURE_OUTPUTS:
+            raise ValueError(f"AUFeatures: output expected one of {FEATURE_OUTPUTS}, found "
+                             f"{output!r}")
         self.in_channels, self.hidden_channels = in_channels, hidden_channels
-        self.out_channels, self.num_aus = out_channels, num_aus
+        self.out_channels, self.num_aus, self.output = out_channels, num_aus, output
         self.conv = nn.Conv2d(in_channels, hidden_channels, 3, padding=1, bias=False)
         self.norm = nn.BatchNorm2d(hidden_channels)
         self.weight = nn.Parameter(torch.empty(num_aus, 2 * hidden_channels, out_channels))
         self.bias = nn.Parameter(torch.empty(num_aus, out_channels))
-        self.out_norm = nn.BatchNorm1d(num_aus * out_channels)
+        self.out_norm = (nn.BatchNorm1d(num_aus * out_channels) if output == "batchnorm"
+                         else None)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         self.conv.reset_parameters()
         self.norm.reset_parameters()
-        self.out_norm.reset_parameters()
+        if self.out_norm is not None:
+            self.out_norm.reset_parameters()
         # nn.Linear's default initialisation, per AU.
         bound = 1.0 / (2 * self.hidden_channels) ** 0.5
         nn.init.uniform_(self.weight, -bound, bound)
@@ -167,11 +181,14 @@ class AUFeatures(nn.Module):
         pooled = torch.bmm(weights, local.transpose(1, 2))  # [B, 2n, F]
         pooled = pooled.view(batch, self.num_aus, 2 * self.hidden_channels)  # [B, n, 2F]
         features = torch.einsum("bnf,nfd->bnd", pooled, self.weight) + self.bias
+        if self.out_norm is None:
+            return torch.relu(features)  # [B, n, d_v]
         return self.out_norm(features.reshape(batch, -1)).view_as(features)  # [B, n, d_v]
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, "
-                f"num_aus={self.num_aus}, hidden={self.hidden_channels}")
+                f"num_aus={self.num_aus}, hidden={self.hidden_channels}"
+                + ("" if self.output == "batchnorm" else f", output={self.output!r}"))
 
 
 def __getattr__(name: str):

@@ -242,7 +242,7 @@ def test_missing_images_of_a_prepared_cache_say_to_prepare_again(bp4d_tree, tmp_
     """Raw data prepared into the cache: the run manages that folder, so the fix it names
     is to prepare it again, not an option."""
     from mgrr_pyg.train.config import TrainConfig
-    from mgrr_pyg.train.pipeline import prepared_root
+    from mgrr_pyg.train.data_sources import prepared_root
 
     cache = tmp_path / "cache"
     argv = TINY_RUN + ["--data-root", str(bp4d_tree.root), "--cache-dir", str(cache),

@@ -22,6 +22,7 @@ in the real release); DISFA frames are numbered ``0 .. N-1`` as the real layout 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -29,6 +30,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from mgrr_pyg.data.protocol import PARTITION, subjects as protocol_subjects
+from mgrr_pyg.utils import records
 
 #: Bumped whenever the generator's output for a given configuration changes; stored in the
 #: manifest so that re-running a newer generator into an older folder is an error.
@@ -178,9 +180,10 @@ def resolve_subjects(dataset: str, subjects: Sequence[str] | None) -> tuple[str,
 
 
 def config_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
-    """Human-readable list of the keys whose values differ between two config dicts."""
-    keys = sorted(set(a) | set(b))
-    return [f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in keys if a.get(k) != b.get(k)]
+    """Deprecated: use :func:`mgrr_pyg.utils.records.config_differences`."""
+    warnings.warn("mgrr_pyg.data.synthetic.config.config_differences is deprecated; use "
+                  "mgrr_pyg.utils.records.config_differences", DeprecationWarning, stacklevel=2)
+    return records.config_differences(a, b)
 
 
 __all__ = [
@@ -189,7 +192,6 @@ __all__ = [
     "GENERATOR_VERSION",
     "PRESETS",
     "SynthConfig",
-    "config_differences",
     "resolve_subjects",
     "rng_for",
     "stable_hash",

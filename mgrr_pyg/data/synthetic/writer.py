@@ -35,8 +35,9 @@ from tqdm.auto import tqdm
 from mgrr_pyg.data.frames import MISSING_LABEL
 from mgrr_pyg.facs import ALL_AUS, DISFA_AUS
 from mgrr_pyg.utils.io import atomic_save_bytes, atomic_save_text
+from mgrr_pyg.utils.records import config_differences
 
-from .config import SynthConfig, config_differences, rng_for
+from .config import SynthConfig, rng_for
 from .expressions import integer_intensity, occurrence, sequence_intensities, sequence_times
 from .identity import make_identity
 from .render import FaceRenderer, SequenceCapture, encode_frame, frame_rng
@@ -273,7 +274,7 @@ def _check_or_write_manifest(root: Path, config: SynthConfig) -> None:
         if differences:
             raise ValueError(
                 f"{root} already holds synthetic data generated with another configuration "
-                f"({manifest}); differences (existing vs requested): {'; '.join(differences)}. "
+                f"({manifest}); differences (existing != requested): {'; '.join(differences)}. "
                 "Use a new output folder, or delete this one to regenerate.")
         return
     if root.exists() and any(entry.name != DONE_DIR for entry in os.scandir(root)):

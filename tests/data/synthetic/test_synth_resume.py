@@ -72,9 +72,9 @@ def test_crash_mid_sequence_leaves_only_complete_files_and_resume_finishes(tmp_p
 def test_another_seed_into_the_same_folder_is_an_error(tmp_path):
     root = tmp_path / "seeded"
     generate(root, seed=0, **{**SMALL, "tasks": ["T1"], "subjects": ["F001"]})
-    with pytest.raises(ValueError, match=r"another configuration.*seed: 0 vs 1"):
+    with pytest.raises(ValueError, match=r"another configuration.*seed: 0 != 1"):
         generate(root, seed=1, **{**SMALL, "tasks": ["T1"], "subjects": ["F001"]})
-    with pytest.raises(ValueError, match="frames_per_task: 3 vs 4"):
+    with pytest.raises(ValueError, match="frames_per_task: 3 != 4"):
         generate(root, seed=0, **{**SMALL, "tasks": ["T1"], "subjects": ["F001"], "frames_per_task": 4})
 
 
