@@ -72,15 +72,13 @@ def video_frames(count: int, width: int = 320, height: int = 240):
 
 def checkpoint_path(folder: Path) -> Path:
     from mgrr_pyg.model import create_model
-    from mgrr_pyg.predict.weights import write_digest
     from mgrr_pyg.train.checkpoint import build_metadata, save_checkpoint
 
     torch.manual_seed(0)
     model = create_model(PRESET).eval()
-    path = save_checkpoint(folder / f"{PRESET}.pt", model=model, epoch=0, model_name=PRESET,
+    # (its digest is written beside it by save_checkpoint)
+    return save_checkpoint(folder / f"{PRESET}.pt", model=model, epoch=0, model_name=PRESET,
                            metadata=build_metadata(model.config.aus))
-    write_digest(path)
-    return path
 
 
 def time_call(function, rounds: int, warmup: int = 1) -> list[float]:

@@ -60,7 +60,7 @@ def plot_adjacency(prior, learned, aus: Sequence[int], path: Optional[Union[str,
                     ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=6,
                             color="black" if matrix[i, j] > middle else "white")
     fig.colorbar(image, ax=axes, shrink=0.8)
-    return _finish(fig, path)
+    return _finish(fig, path, tight=True)
 
 
 def plot_adjacencies(prior, learned: Sequence, aus: Sequence[int],
@@ -95,11 +95,11 @@ def plot_adjacencies(prior, learned: Sequence, aus: Sequence[int],
             middle = (low + high) / 2
             for i in range(n):
                 for j in range(n):
-                    ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=4.5,
+                    ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=5.5,
                             color="black" if matrix[i, j] > middle else "white")
     axes[0].set_ylabel("to AU i", fontsize=8)
-    fig.colorbar(image, ax=axes, shrink=0.8)
-    return _finish(fig, path)
+    fig.colorbar(image, ax=axes, shrink=0.8, fraction=0.02, pad=0.02)
+    return _finish(fig, path, tight=True)
 
 
 __all__ = ["plot_adjacencies", "plot_adjacency"]

@@ -58,11 +58,21 @@ def f1_boxplot(results: Union[Mapping[str, object], Sequence], path: Optional[Un
     fig = Figure(figsize=(max(6.0, 0.7 * len(labels)), 4.0))
     ax = fig.add_subplot(1, 1, 1)
     columns = [col[~np.isnan(col)] for col in data.T]
-    ax.boxplot(columns, tick_labels=labels, showmeans=True)
+    # Box, median and mean in black and white: the colours are the runs'.
+    ax.boxplot(columns, tick_labels=labels, showmeans=True, showfliers=not show_points,
+               medianprops={"color": "black"},
+               meanprops={"marker": "D", "markerfacecolor": "white", "markeredgecolor": "black",
+                          "markersize": 5})
     if show_points:
+        # One colour per run across every AU (which run is low where), named below.
         rng = np.random.default_rng(0)
-        for k, col in enumerate(columns):
-            ax.scatter(k + 1 + rng.uniform(-0.12, 0.12, len(col)), col, s=10, alpha=0.6, zorder=3)
+        positions = np.arange(1, data.shape[1] + 1)
+        for name, row in zip(names, data):
+            ax.scatter(positions + rng.uniform(-0.15, 0.15, len(row)), row, s=14, alpha=0.8,
+                       zorder=3, label=name)
+        if len(names) <= 12:
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=min(len(names), 3),
+                      fontsize=7, frameon=False)
     ax.set_ylabel("F1-frame (%)")
     ax.set_ylim(0, 100)
     ax.set_title(f"{title} ({len(names)} runs)")
@@ -71,7 +81,7 @@ def f1_boxplot(results: Union[Mapping[str, object], Sequence], path: Optional[Un
     if path is None:
         return fig
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
+    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight", pad_inches=0.1)
     path = Path(path)
     atomic_save_bytes(path, buffer.getvalue())
     return path

@@ -116,11 +116,16 @@ def plot_class_activation_maps(image: Tensor, maps: Tensor, centres: Tensor, aus
     return _finish(fig, path)
 
 
-def _finish(fig, path):
+def _finish(fig, path, tight: bool = False):
+    """Return ``fig``, or write it as a PNG to ``path`` (atomically) and return the path;
+    ``tight``: margins cut to the drawing."""
     if path is None:
         return fig
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
+    if tight:
+        fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight", pad_inches=0.1)
+    else:
+        fig.savefig(buffer, format="png", dpi=110)
     path = Path(path)
     atomic_save_bytes(path, buffer.getvalue())
     return path

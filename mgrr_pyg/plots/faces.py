@@ -125,21 +125,7 @@ def plot_face_predictions(image: np.ndarray, table, input_name=None, frame: Opti
                  f"{int(rows['frame'].iloc[0])}", fontsize=9)
     fig.colorbar(ScalarMappable(Normalize(0, 1), "plasma"), ax=ax, shrink=0.6,
                  label="AU probability (region centres)")
-    return _finish_tight(fig, path)
-
-
-def _finish_tight(fig, path):
-    """Like :func:`mgrr_pyg.plots.cam._finish`, the margins cut to the drawing."""
-    if path is None:
-        return fig
-    import io
-
-    from mgrr_pyg.utils.io import atomic_save_bytes
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight", pad_inches=0.1)
-    atomic_save_bytes(path, buffer.getvalue())
-    return Path(path)
+    return _finish(fig, path, tight=True)
 
 
 def plot_prediction_sequence(frames: Sequence[tuple[int, np.ndarray]], table,

@@ -30,7 +30,7 @@ _LAZY = {
     "output_columns": "mgrr_pyg.predict.columns",
     "InputError": "mgrr_pyg.predict.sources",
     "iter_video": "mgrr_pyg.predict.sources",
-    "prepare_for_inference": "mgrr_pyg.predict.inference",
+    "prepare_for_inference": "mgrr_pyg.model.inference",
     "export_onnx": "mgrr_pyg.predict.export",
     "export_torchscript": "mgrr_pyg.predict.export",
     "load_exported": "mgrr_pyg.predict.export",

@@ -133,7 +133,7 @@ class Detector:
             batch_size (int): Faces per model call (an exported file has its own).
             bf16 (bool): bfloat16 autocast (eager backend).
             channels_last (bool): NHWC (eager backend), see
-                :func:`~mgrr_pyg.predict.inference.prepare_for_inference`.
+                :func:`~mgrr_pyg.model.inference.prepare_for_inference`.
             require_digest (bool): Refuse a checkpoint without a digest file.
             **options: :class:`Detector` arguments (``faces``, ``landmarks``,
                 ``threshold``, ``refine_steps``, ``face_options``).

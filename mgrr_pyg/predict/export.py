@@ -27,9 +27,10 @@ from typing import Optional
 import torch
 from torch import nn
 
+from mgrr_pyg.model.inference import prepare_for_inference
 from mgrr_pyg.utils.io import atomic_save_bytes
 
-from .inference import InferenceModel, example_inputs, prepare_for_inference
+from .inference import InferenceModel, example_inputs
 
 #: Largest difference to eager mode accepted by the tests (float32 rounding of a
 #: reordered graph; measured ~1e-7 for probabilities and ~1e-5 px for landmarks).

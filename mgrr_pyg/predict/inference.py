@@ -1,11 +1,11 @@
-"""The inference fast path, shared by prediction and export, and the three backends that
-run it (eager PyTorch, TorchScript, ONNX Runtime).
+"""The three backends that run the inference fast path (eager PyTorch, TorchScript, ONNX
+Runtime), shared by prediction and export.
 
-:func:`prepare_for_inference` is the one call that turns a trained
-:class:`~mgrr_pyg.model.MGRRNet` into its inference form: eval mode, BatchNorm folded
-into the convolutions (:meth:`~mgrr_pyg.model.MGRRNet.fold_batchnorm`), moved to the
-device, channels-last (NHWC). :class:`InferenceModel` wraps it into the two-tensor
-interface every backend shares::
+:func:`~mgrr_pyg.model.inference.prepare_for_inference` (re-exported here) is the one
+call that turns a trained :class:`~mgrr_pyg.model.MGRRNet` into its inference form:
+eval mode, BatchNorm folded into the convolutions, moved to the device, channels-last
+(NHWC). :class:`InferenceModel` wraps it into the two-tensor interface every backend
+shares::
 
     probs [B, n], landmarks [B, 49, 2] = model(images [B, 3, 176, 176], region_landmarks [B, 49, 2])
 
@@ -16,7 +16,6 @@ input); the predictor passes the landmarks the face was aligned with.
 from __future__ import annotations
 
 import contextlib
-import copy
 from typing import Optional
 
 import numpy as np
@@ -24,47 +23,12 @@ import torch
 from torch import Tensor, nn
 
 from mgrr_pyg.facs import CROP_SIZE
+# The fast path lives with the model; importable from here as before.
+from mgrr_pyg.model.inference import prepare_for_inference
+# One device resolver (``cuda:N`` checked to exist); the old name kept.
+from mgrr_pyg.utils.devices import resolve_device as resolve_inference_device
 
 BACKENDS = ("eager", "torchscript", "onnx")
-
-
-def resolve_inference_device(name: str | torch.device = "cpu") -> torch.device:
-    """``"cpu"``, ``"cuda"`` (= ``cuda:0``), ``"cuda:N"`` or ``"auto"`` as a device that
-    exists here, or a ValueError naming the argument and what this machine has."""
-    from mgrr_pyg.train.distributed import resolve_device
-
-    device = resolve_device(str(name))
-    if device.type == "cuda":
-        count = torch.cuda.device_count()
-        if device.index is not None and device.index >= count:
-            raise ValueError(f"device: {str(name)!r} asked for, but this machine has {count} CUDA "
-                             f"device{'s' if count != 1 else ''} (cuda:0 .. cuda:{count - 1})")
-    return device
-
-
-def prepare_for_inference(model: nn.Module, device: str | torch.device = "cpu",
-                          channels_last: bool = True, copy_model: bool = True) -> nn.Module:
-    """The inference form of a trained model: a copy (unless ``copy_model=False``) in eval
-    mode with BatchNorm folded into the preceding convolutions, on ``device``.
-
-    Args:
-        model (MGRRNet): The trained model.
-        device: Where it runs (``"cpu"``, ``"cuda"``, ``"cuda:N"``).
-        channels_last (bool): NHWC weights (feed NHWC inputs too). Folding plus NHWC
-            was the fastest fp32 variant of ``mgrr_bp4d`` on the 2-core CPU (34 vs 47
-            ms/image eager at batch 8, ``bench/README.md``, Model).
-        copy_model (bool): Work on a deep copy, leaving ``model`` as it was.
-    """
-    device = resolve_inference_device(device)
-    model = copy.deepcopy(model) if copy_model else model
-    model.eval()
-    model.fold_batchnorm()
-    model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    return model
 
 
 def autocast_context(device: torch.device, bf16: bool):
@@ -103,10 +67,6 @@ class EagerBackend:
         self.batch_size: Optional[int] = None  # any batch size
 
     def __call__(self, images: np.ndarray, region_landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # The graph structure of a batch size is cached process-wide; built inside
-        # inference mode it would hold inference tensors that a later autograd use (a
-        # Grad-CAM, training in the same process) cannot save. Build it outside first.
-        self.model.graphs(len(images), self.device)
         with torch.inference_mode():
             x = torch.from_numpy(images).to(self.device, non_blocking=True)
             if self.channels_last:

@@ -46,15 +46,13 @@ def tiny_model(seed: int = 0):
 
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory) -> Path:
-    """A tiny checkpoint with its digest, written as the trainer writes one."""
-    from mgrr_pyg.predict.weights import write_digest
+    """A tiny checkpoint, written as the trainer writes one (``save_checkpoint`` writes
+    its digest beside it)."""
     from mgrr_pyg.train.checkpoint import build_metadata, save_checkpoint
 
     model = tiny_model()
-    path = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "last.pt", model=model, epoch=1,
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "last.pt", model=model, epoch=1,
                            model_name="tiny", metadata=build_metadata(model.config.aus, "BP4D", 1))
-    write_digest(path)
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -161,3 +161,26 @@ def test_bad_arguments_are_named(detector_factory, astronaut, detector):
         detector.predict(astronaut, landmarks=np.zeros((2, 5, 2)))
     with pytest.raises(ValueError, match="boxes"):
         detector.predict(astronaut, boxes=[[0, 0, -1, 5]])
+
+
+def test_training_after_predicting_in_the_same_process(detector_factory):
+    """Graph structures are cached per batch size (in the model and process-wide); built
+    first under the predictor's inference mode, they must still serve a forward that
+    records autograd (inference tensors cannot be saved for backward)."""
+    from mgrr_pyg.graphs.structure import _cached_structure
+
+    from .conftest import tiny_model
+
+    _cached_structure.cache_clear()  # the first build happens below, inside inference mode
+    faces = [render_face(s, size=176)[0] for s in ("F002", "F003")]
+    table = detector_factory(batch_size=2, landmarks="template").predict(faces)
+    assert table["success"].tolist() == [1, 1]  # one model call on a batch of 2
+
+    model = tiny_model(seed=3).train()
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.01)
+    before = [p.detach().clone() for p in model.parameters()]
+    out = model(torch.rand(2, 3, 176, 176) * 2 - 1)  # a training step on a batch of 2
+    (out.probs.mean() + out.landmarks.mean() / 100).backward()
+    optimiser.step()
+    changed = sum(not torch.equal(a, p) for a, p in zip(before, model.parameters()))
+    assert changed > 0.5 * len(before)

@@ -1,70 +1,65 @@
-"""Local weights only: the SHA-256 beside a checkpoint, checked before it is loaded."""
+"""Local weights only: the detector loads a checkpoint only after its SHA-256 matches the
+digest the trainer wrote beside it (the digest functions themselves:
+``tests/utils/test_digest.py``)."""
 from __future__ import annotations
 
 import hashlib
 import shutil
+import warnings
 
 import pytest
 
-from mgrr_pyg.predict.weights import (DigestError, digest_path, read_digest, verify_digest,
-                                      write_digest)
+from mgrr_pyg.predict import Detector
+from mgrr_pyg.predict.weights import DigestError, digest_path
 
 
-def test_digest_is_the_files_sha256_in_sha256sum_format(tmp_path):
-    path = tmp_path / "model.pt"
-    payload = bytes(range(256)) * 5000  # > 1 MiB: several read chunks
-    path.write_bytes(payload)
-    target = write_digest(path)
-    assert target == tmp_path / "model.pt.sha256"
-    assert target.read_text() == f"{hashlib.sha256(payload).hexdigest()}  model.pt\n"
-    assert verify_digest(path) == hashlib.sha256(payload).hexdigest()
-    # from the bytes in memory (as save_checkpoint has them): the same line
-    target.unlink()
-    assert write_digest(path, data=payload).read_text() == f"{hashlib.sha256(payload).hexdigest()}  model.pt\n"
-
-
-def test_a_changed_checkpoint_is_refused_naming_file_and_both_digests(checkpoint, tmp_path):
-    copy = tmp_path / "last.pt"
+def copy_of(checkpoint, folder, with_digest=True):
+    copy = folder / "last.pt"
     shutil.copy(checkpoint, copy)
-    shutil.copy(digest_path(checkpoint), digest_path(copy))
+    if with_digest:
+        shutil.copy(digest_path(checkpoint), digest_path(copy))
+    return copy
+
+
+def test_a_checkpoint_written_by_save_checkpoint_loads_checked_without_a_warning(checkpoint):
+    # the fixture only calls save_checkpoint, as the trainer does: the digest is its
+    assert digest_path(checkpoint).read_text() == \
+        f"{hashlib.sha256(checkpoint.read_bytes()).hexdigest()}  last.pt\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        detector = Detector.from_checkpoint(checkpoint)
+    assert detector.metadata["checkpoint_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+
+
+def test_a_tampered_checkpoint_is_refused_naming_the_file(checkpoint, tmp_path):
+    copy = copy_of(checkpoint, tmp_path)
     data = bytearray(copy.read_bytes())
-    data[len(data) // 2] ^= 0xFF  # one flipped byte, e.g. a damaged copy
+    data[len(data) // 3] ^= 0x01  # one flipped bit
     copy.write_bytes(bytes(data))
-    with pytest.raises(DigestError) as err:
-        verify_digest(copy)
-    message = str(err.value)
-    assert str(copy) in message and read_digest(copy) in message
-    assert hashlib.sha256(bytes(data)).hexdigest() in message
+    with pytest.raises(DigestError, match=f"checkpoint {copy}: SHA-256 .* does not match"):
+        Detector.from_checkpoint(copy)
 
 
-def test_a_checkpoint_without_digest_warns_or_is_refused_when_required(checkpoint, tmp_path):
-    copy = tmp_path / "old.pt"
-    shutil.copy(checkpoint, copy)
-    with pytest.warns(UserWarning, match="--write-digest"):
-        verify_digest(copy)
-    with pytest.raises(DigestError, match="no digest file"):
-        verify_digest(copy, required=True)
-
-
-def test_a_malformed_digest_file_is_refused(tmp_path):
-    path = tmp_path / "m.pt"
-    path.write_bytes(b"x")
-    digest_path(path).write_text("not a digest\n")
-    with pytest.raises(DigestError, match="sha256sum format"):
-        verify_digest(path)
+def test_an_older_checkpoint_without_digest_loads_with_a_warning(checkpoint, tmp_path, astronaut):
+    copy = copy_of(checkpoint, tmp_path, with_digest=False)
+    with pytest.warns(UserWarning, match="no digest file last.pt.sha256.*loaded unchecked"):
+        detector = Detector.from_checkpoint(copy)
+    assert detector.predict(astronaut)["success"].tolist() == [1]
+    with pytest.raises(DigestError, match="refused"):
+        Detector.from_checkpoint(copy, require_digest=True)
 
 
 def test_no_checkpoint_says_how_to_train_one(tmp_path):
-    with pytest.raises(FileNotFoundError) as err:
-        verify_digest(tmp_path / "missing.pt")
-    assert "mgrr-train" in str(err.value) and "downloaded" in str(err.value)
+    for path in (tmp_path / "missing.pt", tmp_path):
+        with pytest.raises(FileNotFoundError) as err:
+            Detector.from_checkpoint(path)
+        assert str(path) in str(err.value) and "mgrr-train" in str(err.value)
+        assert "nothing is ever downloaded" in str(err.value)
 
 
-def test_detector_loads_only_a_verified_checkpoint(checkpoint, tmp_path):
-    from mgrr_pyg.predict import Detector
+def test_the_digest_names_are_the_ones_training_uses():
+    from mgrr_pyg.predict import weights
+    from mgrr_pyg.utils import digest
 
-    copy = tmp_path / "last.pt"
-    shutil.copy(checkpoint, copy)
-    digest_path(copy).write_text("0" * 64 + "  last.pt\n")
-    with pytest.raises(DigestError):
-        Detector.from_checkpoint(copy)
+    for name in ("DigestError", "digest_path", "file_sha256", "read_digest", "write_digest"):
+        assert getattr(weights, name) is getattr(digest, name)
