@@ -227,6 +227,11 @@ class ReasoningConfig(_Part):
         per_au_weights (bool): Per-AU :math:`\mathbf{W}_s, \mathbf{W}_n` in Eq. 5.
         attention_layer (str): The layer of both graph-attention branches, likewise.
             (default: ``"multihead_graph_attention"``)
+        channel_attention_layer (str, optional): The channel branch's layer alone
+            (:math:`C_G`); :obj:`None` takes ``attention_layer``. (default: :obj:`None`)
+        pixel_attention_layer (str, optional): The pixel branch's layer alone
+            (:math:`P_G`), e.g. ``"GATv2Conv"`` to swap only the pixel attention;
+            :obj:`None` takes ``attention_layer``. (default: :obj:`None`)
         channel_topology: ``"complete"`` or ``("knn", k)``.
         pixel_topology: ``"complete"``, ``("grid", hops)`` or ``("knn", k)``. (The three
             topologies take any name of :func:`mgrr_pyg.graphs.list_topologies` for
@@ -261,6 +266,8 @@ class ReasoningConfig(_Part):
     region_layer: str = "region_graph_conv"
     # graph attention C_G, P_G (Eq. 3-4)
     attention_layer: str = "multihead_graph_attention"
+    channel_attention_layer: Optional[str] = None
+    pixel_attention_layer: Optional[str] = None
     # topologies
     region_topology: Topology = "complete"
     channel_topology: Topology = "complete"
@@ -294,6 +301,12 @@ class ReasoningConfig(_Part):
         for name, graph in (("region_topology", "region"), ("channel_topology", "channel"),
                             ("pixel_topology", "pixel")):
             self._check_topology(name, graph)
+
+    def branch_attention_layer(self, branch: str) -> str:
+        """The attention layer of ``branch`` (``"channel"`` or ``"pixel"``): its own
+        override, else ``attention_layer``."""
+        own = getattr(self, f"{branch}_attention_layer")
+        return self.attention_layer if own is None else own
 
     def region_threshold(self) -> Optional[float]:
         """The prior threshold of a ``"prior"`` / ``("prior", threshold)`` region
@@ -351,6 +364,8 @@ ADDED_KEYS: dict[str, Any] = {
     "align_hidden_relu": True,
     "align_centred_output": True,
     "region_feature_output": "batchnorm",
+    "channel_attention_layer": None,
+    "pixel_attention_layer": None,
 }
 
 

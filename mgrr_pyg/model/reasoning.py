@@ -281,11 +281,12 @@ class RelationalReasoningLayer(nn.Module):
                                      adjacency_init=adjacency_init,
                                      per_au_weights=config.per_au_weights)
                        if config.use_region_graph else None)
-        self.channel = (ChannelGraphAttention(channels, map_size, config.attention_layer,
+        self.channel = (ChannelGraphAttention(channels, map_size,
+                                              config.branch_attention_layer("channel"),
                                               config.embed_dim, config.heads,
                                               config.channel_topology)
                         if use_channel else None)
-        self.pixel = (PixelGraphAttention(channels, map_size, config.attention_layer,
+        self.pixel = (PixelGraphAttention(channels, map_size, config.branch_attention_layer("pixel"),
                                           config.embed_dim, config.heads, config.pixel_topology)
                       if use_pixel else None)
         c, rescale = channels, config.fusion_rescale

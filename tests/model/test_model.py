@@ -286,3 +286,21 @@ def test_reset_parameters_redraws_weights_and_keeps_the_prior(generator):
         assert not torch.equal(before[name], after[name]), name
     for layer in model.layers:
         torch.testing.assert_close(layer.adjacency.detach(), prior)
+
+
+def test_the_pixel_attention_alone_swaps_for_a_pyg_conv(images):
+    """``pixel_attention_layer`` swaps P_G only (``attention_layer`` swaps both branches);
+    the default configuration writes no new key, so older checkpoints compare equal."""
+    torch.manual_seed(0)
+    model = create_model("tiny", num_layers=1, pixel_attention_layer="GATv2Conv")
+    layer = model.layers[0]
+    assert type(layer.pixel.attention.conv).__name__ == "GATv2Conv"
+    assert type(layer.channel.attention).__name__ == "MultiHeadGraphAttention"
+    with torch.no_grad():
+        assert torch.isfinite(model.eval()(images).probs).all()
+    both = create_model("tiny", num_layers=1, attention_layer="GATv2Conv",
+                        channel_attention_layer="multihead_graph_attention")
+    assert type(both.layers[0].pixel.attention.conv).__name__ == "GATv2Conv"
+    assert type(both.layers[0].channel.attention).__name__ == "MultiHeadGraphAttention"
+    assert "pixel_attention_layer" not in create_model("tiny").config.to_dict()
+    assert model.config.to_dict()["pixel_attention_layer"] == "GATv2Conv"
