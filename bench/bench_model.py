@@ -48,7 +48,7 @@ from mgrr_pyg.model import MGRRLoss, create_model
 from mgrr_pyg.model.folding import fold_batchnorm
 
 from jaanet_reference import JAANetReference
-from roofline import count_flops
+from roofline import count_flops, time_call
 from roofline import matmul_gflops as _matmul_rate
 
 SMALL = os.environ.get("MGRR_BENCH_SMALL", "0") not in ("", "0", "false", "False")
@@ -68,12 +68,6 @@ FORWARD_BYTES_PER_IMAGE = 60e6
 TRAIN_BYTES_PER_IMAGE = 260e6
 
 
-@pytest.fixture
-def two_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    yield
-    torch.set_num_threads(previous)
 
 
 def apply_variant(model, variant: str):
@@ -123,15 +117,6 @@ def run_forward(model, images, variant):
         return model(images)
 
 
-def time_call(function, rounds: int, warmup: int = 1, clock=time.perf_counter) -> list[float]:
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(rounds):
-        start = clock()
-        function()
-        times.append(clock() - start)
-    return times
 
 
 def cpu_ms_per_image(model, images, variant="eager", rounds: int = 3) -> float:

@@ -33,6 +33,7 @@ import mgrr_pyg  # noqa: F401  (before torch: OpenMP threads that sleep when idl
 import numpy as np
 import pytest
 import torch
+from roofline import time_call
 
 SMALL = os.environ.get("MGRR_BENCH_SMALL", "0") not in ("", "0", "false", "False")
 PRESET = "tiny" if SMALL else "mgrr_bp4d"
@@ -43,12 +44,6 @@ EVERY = 10
 THREADS = 2
 
 
-@pytest.fixture
-def two_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    yield
-    torch.set_num_threads(previous)
 
 
 def synthetic_face(size: int = 180) -> np.ndarray:
@@ -81,15 +76,6 @@ def checkpoint_path(folder: Path) -> Path:
                            metadata=build_metadata(model.config.aus))
 
 
-def time_call(function, rounds: int, warmup: int = 1) -> list[float]:
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 # -- face finder ----------------------------------------------------------------------------

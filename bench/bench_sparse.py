@@ -116,12 +116,6 @@ def side_by_side(topology, mode: str, batch: int = BATCH, rounds: int = ROUNDS) 
     }
 
 
-@pytest.fixture
-def two_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.mark.parametrize("mode", MODES)

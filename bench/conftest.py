@@ -20,6 +20,18 @@ def bench_small() -> bool:
 
 
 @pytest.fixture
+def two_threads(request):
+    """torch's intra-op threads set to the benchmark module's ``THREADS`` (default 2) for
+    one case, then restored."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(getattr(request.module, "THREADS", 2))
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
 def require_memory():
     """Call ``require_memory(estimate_bytes, what)`` to skip a case whose estimated peak
     memory exceeds what is available now; the skip reason carries the estimate."""

@@ -71,7 +71,9 @@ def clock_for(num_threads: int):
     return time.thread_time if num_threads == 1 else time.perf_counter
 
 
-def _median_seconds(function, rounds: int, warmup: int = 2, clock=time.perf_counter) -> float:
+def time_call(function, rounds: int, warmup: int = 1, clock=time.perf_counter) -> list[float]:
+    """``rounds`` timings of ``function()`` on ``clock`` after ``warmup`` untimed calls: the
+    one timing loop of the bench scripts."""
     for _ in range(warmup):
         function()
     times = []
@@ -79,7 +81,11 @@ def _median_seconds(function, rounds: int, warmup: int = 2, clock=time.perf_coun
         start = clock()
         function()
         times.append(clock() - start)
-    return statistics.median(times)
+    return times
+
+
+def _median_seconds(function, rounds: int, warmup: int = 2, clock=time.perf_counter) -> float:
+    return statistics.median(time_call(function, rounds, warmup, clock))
 
 
 def matmul_gflops(size: int = 2048, rounds: int = 5, dtype=torch.float32,
