@@ -60,37 +60,31 @@ def default_workers() -> int:
 # -- command-line text of the fields -------------------------------------------------------
 # Each raises ValueError with the message a person needs; the command line shows it as
 # ``argument --name: message``.
+def _parse_number(text: str, convert, accept, expected: str):
+    """``convert(text)`` if it converts and ``accept``s the value, else the one message
+    ``expected ..., found '...'``."""
+    try:
+        value = convert(text)
+    except ValueError:
+        raise ValueError(f"expected {expected}, found {text!r}") from None
+    if not accept(value):
+        raise ValueError(f"expected {expected}, found {text!r}")
+    return value
+
+
 def parse_positive_int(text: str) -> int:
     """``"3"`` -> 3; an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"expected a positive integer, found {text!r}") from None
-    if value < 1:
-        raise ValueError(f"expected a positive integer, found {text!r}")
-    return value
+    return _parse_number(text, int, lambda v: v >= 1, "a positive integer")
 
 
 def parse_non_negative_int(text: str) -> int:
     """``"0"`` -> 0; an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"expected an integer >= 0, found {text!r}") from None
-    if value < 0:
-        raise ValueError(f"expected an integer >= 0, found {text!r}")
-    return value
+    return _parse_number(text, int, lambda v: v >= 0, "an integer >= 0")
 
 
 def parse_minutes(text: str) -> float:
     """``"0.5"`` -> 0.5; a finite number of minutes >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"expected a number of minutes >= 0, found {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise ValueError(f"expected a number of minutes >= 0, found {text!r}")
-    return value
+    return _parse_number(text, float, lambda v: 0 <= v < float("inf"), "a number of minutes >= 0")
 
 
 def parse_subjects(text: str) -> Union[int, float]:
