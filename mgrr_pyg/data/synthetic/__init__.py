@@ -11,9 +11,10 @@ or ``mgrr-synth data/synth-bp4d --dataset BP4D --preset default --seed 0 --worke
 
 Modules: :mod:`.config` (sizes, presets, seeding), :mod:`.identity` (per-subject
 appearance), :mod:`.geometry` (neutral shape, what each AU does to the landmarks),
-:mod:`.expressions` (AU episodes, co-occurrence, calibrated rates), :mod:`.render`
+:mod:`.expressions` (AU episodes, co-occurrence, calibrated rates, AU structures), :mod:`.render`
 (drawing and camera), :mod:`.writer` (files, resumability), :mod:`.calibration`
-(the calibration report).
+(the calibration report), :mod:`.truth` (the AU relations the generator samples from,
+``docs/synthetic-truth.md``).
 """
 from .calibration import calibration_report
 from .config import PRESETS, SynthConfig

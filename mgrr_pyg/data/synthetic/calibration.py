@@ -38,8 +38,8 @@ from mgrr_pyg.facs import ALL_AUS, AU_SETS
 from .config import SynthConfig, rng_for
 from .expressions import OCCURRENCE_THRESHOLD, REAL_RATES, label_rates, label_sample
 from .identity import make_identity
-from .render import Capture, FaceRenderer, SequenceCapture, encode_frame, frame_rng
-from .writer import MANIFEST_NAME, sequence_plan
+from .render import Capture, FaceRenderer, SequenceCapture, encode_frame
+from .writer import MANIFEST_NAME, rendered_frame, sequence_plan
 
 _AU_INDEX = {au: k for k, au in enumerate(ALL_AUS)}
 #: Where the aligned 176x176 centre crop sits in a frontal 256x256 capture (face frame
@@ -139,9 +139,7 @@ def captured_samples(config: SynthConfig, count: int = 6, tile: int = 192) -> Im
         camera = SequenceCapture(rng_for(config.seed, config.dataset, subject, sequence, purpose="capture"),
                                  config.image_size)
         frame = int(plan.frames[k])
-        capture = camera.at(float(plan.times[k]), frame_rng(config.seed, config.dataset, subject, sequence, frame),
-                            config.jpeg_quality)
-        image, points = renderer.render(plan.intensity[k], capture, camera.noise_bank)
+        image, points, capture = rendered_frame(config, plan, k, renderer, camera)
         fmt = "png" if config.dataset == "DISFA" else "jpg"
         image = Image.open(io.BytesIO(encode_frame(image, fmt, capture.jpeg_quality))).convert("RGB")
         scale = tile / config.image_size
@@ -163,7 +161,7 @@ def dataset_statistics(config: SynthConfig, population_seeds: int = 3) -> dict[s
     sequences = ("T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8")
     population_sample = np.concatenate([
         label_sample(config.dataset, seed=config.seed + 1000 + s, sequences=sequences, frames=100,
-                     frame_step=config.frame_step)
+                     frame_step=config.frame_step, au_structure=config.au_structure)
         for s in range(population_seeds)])
     per_subject = {subject: marginal_rates(occ[labels["subject"] == subject], aus) for subject in config.subjects}
     return {

@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("out", type=Path, help="output folder (new or empty, or an earlier run to resume)")
     parser.add_argument("--dataset", choices=DATASETS, default="BP4D", help="layout and labels (default: BP4D)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="default",
-                        help="size preset: tiny (tests, seconds) or default (example run) (default: default)")
+                        help="preset: tiny (tests, seconds), default (example run) or tied "
+                             "(default's size, weak AUs tied to strong ones; docs/synthetic-truth.md) "
+                             "(default: default)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default: 2)")
     parser.add_argument("--subjects", nargs="+", metavar="ID", help="subject ids (default: the preset's)")

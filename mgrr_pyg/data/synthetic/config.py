@@ -10,7 +10,14 @@ tiny      BP4D     6 (2 per part) x 2 tasks (T1, T2) x 8    96
 tiny      DISFA    6 (2 per part) x 1 x 16                  96
 default   BP4D     41 x 4 tasks (T1-T4) x 18                2952
 default   DISFA    27 x 1 x 80                              2160
+tied      BP4D     as default                               2952
+tied      DISFA    as default                               2160
 ========  =======  =====================================  =============================
+
+``tied`` has the sizes of ``default`` and another AU structure
+(:data:`~.expressions.AU_STRUCTURES`): some AUs are drawn weak (their image cue at 15 %)
+but tied to strong ones by the expression prototypes, so that relational reasoning has
+something to find (``docs/synthetic-truth.md``).
 
 Every written frame stands for ``frame_step`` (20) frames of the simulated video
 (25 fps), so an 18-frame BP4D task covers about 14 s of behaviour: several AU episodes
@@ -54,6 +61,11 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "BP4D": dict(subjects=None, tasks=("T1", "T2", "T3", "T4"), frames_per_task=18),
         "DISFA": dict(subjects=None, frames_per_task=80),
     },
+    "tied": {
+        "BP4D": dict(subjects=None, tasks=("T1", "T2", "T3", "T4"), frames_per_task=18,
+                     au_structure="tied"),
+        "DISFA": dict(subjects=None, frames_per_task=80, au_structure="tied"),
+    },
 }
 
 
@@ -74,6 +86,9 @@ class SynthConfig:
         jpeg_quality: (min, max) JPEG quality of the capture compression. (default: ``(72, 95)``)
         uncoded_rate: BP4D only, the approximate share of label entries coded 9 (not coded).
             (default: ``0.02``)
+        au_structure: how the AUs relate and how visible each is, a key of
+            :data:`~.expressions.AU_STRUCTURES` (``"standard"`` or ``"tied"``).
+            (default: ``"standard"``)
     """
 
     dataset: str = "BP4D"
@@ -86,6 +101,7 @@ class SynthConfig:
     jpeg_quality: tuple[int, int] = (72, 95)
     uncoded_rate: float = 0.02
     preset: str | None = field(default=None, compare=False)
+    au_structure: str = "standard"
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
@@ -124,6 +140,9 @@ class SynthConfig:
         object.__setattr__(self, "jpeg_quality", (low, high))
         if not 0.0 <= float(self.uncoded_rate) < 0.5:
             raise ValueError(f"uncoded_rate: expected 0 <= rate < 0.5, found {self.uncoded_rate}")
+        from .expressions import au_structure_named  # (expressions imports this module)
+
+        au_structure_named(self.au_structure)
 
     @classmethod
     def from_preset(cls, preset: str = "default", dataset: str = "BP4D", **overrides: Any) -> "SynthConfig":
@@ -152,6 +171,11 @@ class SynthConfig:
         values["tasks"] = list(self.tasks) if self.dataset == "BP4D" else []
         values["jpeg_quality"] = list(self.jpeg_quality)
         values["generator_version"] = GENERATOR_VERSION
+        if values["au_structure"] == "standard":
+            # Recorded only when it is not the standard one, so that the sets made before
+            # AU structures existed keep their digests (cache folder names, done markers,
+            # manifests): their files are unchanged.
+            del values["au_structure"]
         return values
 
     def content_dict(self) -> dict[str, Any]:

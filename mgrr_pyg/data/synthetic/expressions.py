@@ -19,9 +19,15 @@ subjects do. The per-dataset parameters (:data:`BEHAVIOUR`) were tuned with
 ``docs/synthetic-calibration.md`` lists the result.
 
 Labels come from integer intensities ``round(I)`` in 0..5 (FACS A..E = 1..5).
+
+An *AU structure* (:data:`AU_STRUCTURES`, ``SynthConfig.au_structure``) bundles the
+behaviour per dataset with how strongly each AU is drawn: ``standard`` is the above;
+``tied`` draws some AUs weak and ties each to a strong AU through the prototypes
+(:func:`tied_behaviour`, ``docs/synthetic-truth.md``).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -30,6 +36,7 @@ import numpy as np
 from mgrr_pyg.facs import ALL_AUS, AU_SETS
 
 from .config import rng_for
+from .geometry import RESPONSE_EXPONENT
 
 #: Index of each AU in intensity arrays (``ALL_AUS`` order).
 _AU_INDEX = {au: k for k, au in enumerate(ALL_AUS)}
@@ -97,6 +104,8 @@ class BehaviourModel:
             (default: ``0.8``)
         subject_spread: standard deviation of the per-subject log-odds / log-weight shifts.
             (default: ``0.6``)
+        prototypes: the expression prototypes the episodes are drawn from; the
+            ``prototype_weights`` are looked up by their names. (default: :data:`PROTOTYPES`)
     """
 
     prototype_weights: Mapping[str, float]
@@ -108,6 +117,12 @@ class BehaviourModel:
     expression_channels: int = 1
     peak_spread: float = 0.8
     subject_spread: float = 0.6
+    prototypes: tuple[Prototype, ...] = PROTOTYPES
+
+    def prototype_probabilities(self) -> np.ndarray:
+        """``[P]`` population probability of each of :attr:`prototypes` per episode."""
+        weights = np.array([self.prototype_weights.get(p.name, 0.0) for p in self.prototypes])
+        return weights / weights.sum()
 
 
 BEHAVIOUR: dict[str, BehaviourModel] = {
@@ -139,6 +154,88 @@ BEHAVIOUR: dict[str, BehaviourModel] = {
 
 
 @dataclass(frozen=True)
+class AUStructure:
+    """How the AUs of a synthetic set relate and how visible each one is: the behaviour
+    (which AUs co-occur) and the strength of each AU's image cue.
+
+    Args:
+        description: what the structure is, in one line for people.
+        behaviour: per dataset, the episode process.
+        cue_scale: per dataset, AU -> factor on the intensity that is *drawn*; the labels
+            keep the full intensity. AUs not listed are drawn as labelled.
+        ties: per dataset, weak AU -> the strong AU it was tied to (how the structure was
+            built; read by the tests and the docs).
+    """
+
+    description: str
+    behaviour: Mapping[str, BehaviourModel]
+    cue_scale: Mapping[str, Mapping[int, float]]
+    ties: Mapping[str, Mapping[int, int]]
+
+    def cue_vector(self, dataset: str) -> np.ndarray | None:
+        """``[15]`` factors on the drawn intensities (``ALL_AUS`` order), or ``None`` when
+        every AU is drawn as labelled (then nothing is multiplied: the output stays
+        bit-identical to the generator before AU structures existed)."""
+        scale = self.cue_scale.get(dataset, {})
+        if not scale:
+            return None
+        vector = np.ones(len(ALL_AUS))
+        for au, factor in scale.items():
+            vector[_AU_INDEX[au]] = factor
+        return vector
+
+
+#: Participation of a weak AU in the prototypes of its strong partner, and the least
+#: participation of the partner for a prototype to count as one of its own.
+TIE_PARTICIPATION = 0.9
+#: How much of its effect a weak AU shows (landmark displacement, wrinkle depth: the
+#: geometry's response ``(I / 5) ** 0.8``), as a share of what its labelled intensity shows.
+WEAK_CUE_SHARE = 0.15
+#: The factor on a weak AU's drawn intensity that gives :data:`WEAK_CUE_SHARE` (~0.093).
+WEAK_CUE_SCALE = WEAK_CUE_SHARE ** (1.0 / RESPONSE_EXPONENT)
+#: Weak AU -> strong AU, per dataset (AU numbers): 6 -> 12 (happiness, embarrassment),
+#: BP4D 2 -> 1 (surprise, fear) and 23 -> 7 (anger, pain), DISFA 26 -> 25 (talking).
+#: Chosen so that every weak AU stays frequent enough (>= 5 % of frames) for its F1 to
+#: mean something on a test fold; DISFA's AU2 (2 %) would not.
+TIED_AUS: dict[str, dict[int, int]] = {"BP4D": {2: 1, 6: 12, 23: 7}, "DISFA": {6: 12, 26: 25}}
+
+
+def tied_behaviour(model: BehaviourModel, ties: Mapping[int, int],
+                   participation: float = TIE_PARTICIPATION) -> BehaviourModel:
+    """``model`` with each weak AU ``w`` of ``ties`` bound to its strong AU ``s``: ``w``
+    takes part (with probability ``participation``, its mean peak kept, 2.8 where it
+    was not in the prototype) in exactly the prototypes in which ``s`` takes part with
+    probability >= ``participation``, leaves all others, and has no independent channel.
+    So ``w`` is (nearly) never on without ``s``, and on with ``s`` in most of ``s``'s
+    expressions."""
+    prototypes = []
+    for proto in model.prototypes:
+        aus = dict(proto.aus)
+        for weak, strong in ties.items():
+            peak = aus.pop(weak, (0.0, 2.8))[1]
+            if aus.get(strong, (0.0, 0.0))[0] >= participation:
+                aus[weak] = (participation, peak)
+        prototypes.append(Prototype(proto.name, aus))
+    noise = {au: (0.0 if au in ties else rate) for au, rate in model.noise_occupancy.items()}
+    return dataclasses.replace(model, prototypes=tuple(prototypes), noise_occupancy=noise)
+
+
+#: The AU structures a synthetic set can have (``SynthConfig.au_structure``).
+AU_STRUCTURES: dict[str, AUStructure] = {
+    "standard": AUStructure(
+        description="real faces' co-occurrence structure, every AU drawn as labelled",
+        behaviour=BEHAVIOUR, cue_scale={}, ties={}),
+    "tied": AUStructure(
+        description=(f"weak AUs (image cue at {WEAK_CUE_SHARE:.0%} of normal) tied to strong "
+                     "ones: " + "; ".join(f"{d} " + ", ".join(f"AU{w}->AU{s}" for w, s in t.items())
+                                         for d, t in TIED_AUS.items())),
+        behaviour={d: tied_behaviour(m, TIED_AUS[d]) for d, m in BEHAVIOUR.items()},
+        cue_scale={d: {w: WEAK_CUE_SCALE for w in t} for d, t in TIED_AUS.items()},
+        ties=TIED_AUS),
+}
+
+
+@dataclass(frozen=True)
 class SubjectBehaviour:
     """One subject's behaviour: the population model shifted per subject."""
 
@@ -163,7 +260,7 @@ def subject_behaviour(seed: int, dataset: str, subject: str,
     model = BEHAVIOUR[dataset] if model is None else model
     rng = rng_for(seed, dataset, subject, purpose="behaviour")
     spread = model.subject_spread
-    weights = np.array([model.prototype_weights.get(name, 0.0) for name in PROTOTYPE_NAMES])
+    weights = np.array([model.prototype_weights.get(p.name, 0.0) for p in model.prototypes])
     weights = weights * np.exp(rng.normal(0.0, 1.2 * spread, size=len(weights)))
     occupancy = float(_sigmoid(_logit(model.expression_occupancy) + rng.normal(0.0, spread)))
     noise = np.array([model.noise_occupancy.get(au, 0.0) for au in ALL_AUS])
@@ -220,7 +317,7 @@ def sample_intensities(rng: np.random.Generator, behaviour: SubjectBehaviour, ti
     episodes = [e for _ in range(model.expression_channels)
                 for e in _episodes(rng, behaviour.expression_occupancy, model.episode_frames, t_end)]
     for start, length in episodes:
-        proto = PROTOTYPES[rng.choice(len(PROTOTYPES), p=behaviour.prototype_probs)]
+        proto = model.prototypes[rng.choice(len(model.prototypes), p=behaviour.prototype_probs)]
         onset, offset = rng.uniform(0.15, 0.35), rng.uniform(0.2, 0.4)
         for au, (probability, mean_peak) in proto.aus.items():
             if rng.random() >= probability:
@@ -255,17 +352,26 @@ def sequence_times(frames: int, frame_step: int) -> np.ndarray:
 
 
 def sequence_intensities(seed: int, dataset: str, subject: str, sequence: str, frames: int,
-                         frame_step: int) -> np.ndarray:
+                         frame_step: int, au_structure: str = "standard") -> np.ndarray:
     """``[frames, 15]`` continuous intensities of one sequence: a pure function of its
-    names (so labels can be sampled without rendering, and match what is rendered)."""
-    behaviour = subject_behaviour(seed, dataset, subject)
+    names (so labels can be sampled without rendering, and match what is rendered), in
+    the behaviour of ``au_structure`` (a key of :data:`AU_STRUCTURES`)."""
+    model = au_structure_named(au_structure).behaviour[dataset]
+    behaviour = subject_behaviour(seed, dataset, subject, model)
     rng = rng_for(seed, dataset, subject, sequence, purpose="intensities")
-    return sample_intensities(rng, behaviour, sequence_times(frames, frame_step), BEHAVIOUR[dataset])
+    return sample_intensities(rng, behaviour, sequence_times(frames, frame_step), model)
+
+
+def au_structure_named(name: str) -> AUStructure:
+    """The :class:`AUStructure` called ``name``; a clear error for an unknown name."""
+    if name not in AU_STRUCTURES:
+        raise ValueError(f"au_structure: expected one of {sorted(AU_STRUCTURES)}, found {name!r}")
+    return AU_STRUCTURES[name]
 
 
 def label_sample(dataset: str, seed: int = 0, subjects: Sequence[str] | None = None,
                  sequences: Sequence[str] = ("T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8"),
-                 frames: int = 100, frame_step: int = 20) -> np.ndarray:
+                 frames: int = 100, frame_step: int = 20, au_structure: str = "standard") -> np.ndarray:
     """Continuous intensities ``[N, 15]`` of many sequences, without rendering.
 
     DISFA has one sequence per subject, so pass ``sequences=("",)`` to mirror the real
@@ -273,7 +379,7 @@ def label_sample(dataset: str, seed: int = 0, subjects: Sequence[str] | None = N
     """
     from .config import resolve_subjects
 
-    out = [sequence_intensities(seed, dataset, s, q, frames, frame_step)
+    out = [sequence_intensities(seed, dataset, s, q, frames, frame_step, au_structure)
            for s in resolve_subjects(dataset, subjects) for q in sequences]
     return np.concatenate(out, axis=0)
 
@@ -286,6 +392,8 @@ def label_rates(intensity: np.ndarray, dataset: str, aus: Sequence[int] | None =
 
 
 __all__ = [
+    "AU_STRUCTURES",
+    "AUStructure",
     "BEHAVIOUR",
     "OCCURRENCE_THRESHOLD",
     "PROTOTYPES",
@@ -293,6 +401,8 @@ __all__ = [
     "BehaviourModel",
     "Prototype",
     "SubjectBehaviour",
+    "TIED_AUS",
+    "au_structure_named",
     "integer_intensity",
     "label_rates",
     "label_sample",
@@ -301,4 +411,5 @@ __all__ = [
     "sequence_intensities",
     "sequence_times",
     "subject_behaviour",
+    "tied_behaviour",
 ]

@@ -38,9 +38,10 @@ from mgrr_pyg.utils.io import atomic_save_bytes, atomic_save_text
 from mgrr_pyg.utils.records import config_differences
 
 from .config import SynthConfig, rng_for
-from .expressions import integer_intensity, occurrence, sequence_intensities, sequence_times
+from .expressions import (au_structure_named, integer_intensity, occurrence, sequence_intensities,
+                          sequence_times)
 from .identity import make_identity
-from .render import FaceRenderer, SequenceCapture, encode_frame, frame_rng
+from .render import Capture, FaceRenderer, SequenceCapture, encode_frame, frame_rng
 
 MANIFEST_NAME = "synth_manifest.json"
 DONE_DIR = ".synth_done"
@@ -65,10 +66,13 @@ class SequencePlan:
         subject, sequence: names (``sequence`` is the BP4D task, ``""`` for DISFA).
         frames: ``[T]`` frame numbers as written (BP4D video frame numbers; DISFA 0..T-1).
         times: ``[T]`` video times (frames since the sequence start) of those frames.
-        intensity: ``[T, 15]`` continuous AU intensities, ``ALL_AUS`` order (what is drawn).
+        intensity: ``[T, 15]`` continuous AU intensities, ``ALL_AUS`` order (what the
+            labels say).
         labels: ``[T, len(label_aus)]`` the label values written: BP4D 0/1/9 for
             :data:`BP4D_CSV_AUS`, DISFA integer intensities 0..5 for its 8 AUs.
         label_aus: the AU number of each label column.
+        drawn: ``[T, 15]`` the intensities drawn, where the AU structure draws some AUs
+            weaker than labelled; ``None``: drawn as labelled (:attr:`drawn_intensity`).
     """
 
     subject: str
@@ -78,13 +82,22 @@ class SequencePlan:
     intensity: np.ndarray
     labels: np.ndarray
     label_aus: tuple[int, ...]
+    drawn: np.ndarray | None = None
+
+    @property
+    def drawn_intensity(self) -> np.ndarray:
+        """``[T, 15]`` what the renderer draws."""
+        return self.intensity if self.drawn is None else self.drawn
 
 
 def sequence_plan(config: SynthConfig, subject: str, sequence: str) -> SequencePlan:
     """The frame numbers, intensities and labels of one sequence (no rendering)."""
     n = int(config.frames_per_task)
     times = sequence_times(n, config.frame_step)
-    intensity = sequence_intensities(config.seed, config.dataset, subject, sequence, n, config.frame_step)
+    intensity = sequence_intensities(config.seed, config.dataset, subject, sequence, n, config.frame_step,
+                                     config.au_structure)
+    cue = au_structure_named(config.au_structure).cue_vector(config.dataset)
+    drawn = None if cue is None else intensity * cue
     if config.dataset == "BP4D":
         rng = rng_for(config.seed, config.dataset, subject, sequence, purpose="frame-numbers")
         offset = 1 + int(rng.integers(0, 2000))  # real BP4D tasks start at arbitrary frame numbers
@@ -102,10 +115,22 @@ def sequence_plan(config: SynthConfig, subject: str, sequence: str) -> SequenceP
         block = labels[:, modelled]
         block[single | whole[:, None]] = MISSING_LABEL
         labels[:, modelled] = block
-        return SequencePlan(subject, sequence, frames, times, intensity, labels, BP4D_CSV_AUS)
+        return SequencePlan(subject, sequence, frames, times, intensity, labels, BP4D_CSV_AUS, drawn)
     frames = np.arange(n, dtype=np.int64)
     labels = integer_intensity(intensity[:, [_AU_INDEX[au] for au in DISFA_AUS]])
-    return SequencePlan(subject, sequence, frames, times, intensity, labels, DISFA_AUS)
+    return SequencePlan(subject, sequence, frames, times, intensity, labels, DISFA_AUS, drawn)
+
+
+def rendered_frame(config: SynthConfig, plan: SequencePlan, k: int, renderer: FaceRenderer,
+                   camera: SequenceCapture) -> tuple[Any, np.ndarray, Capture]:
+    """Frame ``k`` of ``plan`` as captured, before encoding: ``(PIL image, landmarks
+    [49, 2] in image coordinates, its capture conditions)``. ``renderer`` is the
+    subject's, ``camera`` the sequence's :class:`~.render.SequenceCapture`."""
+    frame = int(plan.frames[k])
+    rng = frame_rng(config.seed, config.dataset, plan.subject, plan.sequence, frame)
+    capture = camera.at(float(plan.times[k]), rng, config.jpeg_quality)
+    image, points = renderer.render(plan.drawn_intensity[k], capture, camera.noise_bank)
+    return image, points, capture
 
 
 # -- paths ------------------------------------------------------------------------------
@@ -211,9 +236,7 @@ def render_sequence(config: SynthConfig, subject: str, sequence: str, root: str 
     with ThreadPoolExecutor(max_workers=2) as io_pool:
         writes = []
         for k, frame in enumerate(plan.frames.tolist()):
-            rng = frame_rng(config.seed, dataset, subject, sequence, frame)
-            capture = camera.at(float(plan.times[k]), rng, config.jpeg_quality)
-            image, points[k] = renderer.render(plan.intensity[k], capture, camera.noise_bank)
+            image, points[k], capture = rendered_frame(config, plan, k, renderer, camera)
             path = image_path(root, dataset, subject, sequence, frame)
             writes.append(io_pool.submit(atomic_save_bytes, path, encode_frame(image, fmt, capture.jpeg_quality)))
             files.append(path)
@@ -316,7 +339,8 @@ def generate(
     Args:
         out_root: output folder (created; must be empty, or hold a run of the same config).
         dataset: ``"BP4D"`` or ``"DISFA"``. (default: ``"BP4D"``)
-        preset: ``"tiny"`` or ``"default"`` (see :data:`~.config.PRESETS`). (default: ``"default"``)
+        preset: ``"tiny"``, ``"default"`` or ``"tied"`` (see :data:`~.config.PRESETS`).
+            (default: ``"default"``)
         seed: every random choice derives from it. (default: ``0``)
         workers: worker processes; 0 or 1 renders in this process. (default: ``2``)
         subjects, tasks, frames_per_task: override the preset's sizes. (default: ``None``)
@@ -410,5 +434,6 @@ __all__ = [
     "landmark_path",
     "render_sequence",
     "render_subject",
+    "rendered_frame",
     "sequence_plan",
 ]
