@@ -4,11 +4,12 @@
 - :func:`run_folds`: every fold, then per-fold and mean F1 / accuracy / AUC tables in
   the paper's layout (markdown + CSV) and a per-AU F1 box plot over the folds (paper
   Fig. 3).
-- :func:`run_ablation`: Table 6 settings and Table 7 depths on one fold and budget,
-  several seeds each; a markdown table of the mean F1's mean and spread.
+- :func:`run_ablation` (in :mod:`mgrr_pyg.train.ablation`, importable from here):
+  Table 6 settings, Table 7 depths and the random adjacency on one fold and budget,
+  several seeds each, with paired bootstrap intervals against the full model.
 
 Each run keeps its own output folder, so an interrupted study resumes run by run
-(finished runs are re-evaluated from their checkpoint, unfinished ones continue).
+(finished folds are re-evaluated from their checkpoint, unfinished ones continue).
 
 The summary tables are made from the runs' ``results.json`` files by
 :mod:`mgrr_pyg.train.report`, between markers naming those files, so
@@ -22,9 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
-
-from mgrr_pyg.train.config import ABLATIONS, TrainConfig
+from mgrr_pyg.train.ablation import StudyResult, run_ablation
+from mgrr_pyg.train.config import TrainConfig
 from mgrr_pyg.train.logging import Log, console
 from mgrr_pyg.train.outputs import RunResult, default_output
 from mgrr_pyg.train.pipeline import run_training
@@ -89,58 +89,4 @@ def run_folds(config: TrainConfig, folds: Sequence[int] = (1, 2, 3), log: Log = 
     return FoldsResult(base, runs, markdown, boxplot)
 
 
-@dataclass
-class AblationResult:
-    output_dir: Path
-    runs: dict  # (setting, seed) -> RunResult
-    markdown: str
-
-
-def _switches(setting: str) -> dict:
-    from mgrr_pyg.model import get_config
-
-    source = get_config(ABLATIONS[setting]).reasoning
-    return {"D_G": source.use_region_graph, "O_G": source.use_global, "C_G": source.use_channel,
-            "P_G": source.use_pixel, "K": source.num_layers}
-
-
-def run_ablation(config: TrainConfig, settings: Sequence[str] = tuple(ABLATIONS),
-                 seeds: Sequence[int] = (0, 1, 2), log: Log = console) -> AblationResult:
-    """Each setting x seed on ``config``'s fold and budget (outputs
-    ``<output>/<setting>-seed<s>``); writes ``ablation.md`` / ``ablation.json``."""
-    unknown = [s for s in settings if s not in ABLATIONS]
-    if unknown:
-        raise ValueError(f"settings: unknown {unknown}; expected some of {sorted(ABLATIONS)}")
-    if not seeds:
-        raise ValueError("seeds: expected at least one seed")
-    base = _base_output(config, "ablation")
-    runs: dict[tuple[str, int], RunResult] = {}
-    for setting in settings:
-        for seed in seeds:
-            log(f"\n=== {setting}, seed {seed} ===")
-            runs[(setting, seed)] = run_training(
-                config.replace(ablation=setting, seed=seed, output=str(base / f"{setting}-seed{seed}")),
-                log=log)
-    if not _is_main_process():
-        return AblationResult(base, runs, "")
-    files = [f"{setting}-seed{seed}/results.json" for setting, seed in runs]
-    first = next(iter(runs.values()))
-    lines = [f"# Ablations on {config.dataset}, fold {config.fold}", "",
-             f"Mean F1 over AUs (%) per setting and seed, mean and sample std over seeds; data: "
-             f"{first.info.get('source')}. Made from the runs' results files; "
-             "`python -m mgrr_pyg.train.report ablation.md` in this folder regenerates the table.", "",
-             render_block("ablation", files, base)]
-    markdown = "\n".join(lines) + "\n"
-    summary = {}
-    for setting in settings:
-        values = np.array([100 * runs[(setting, s)].metrics.f1_mean for s in seeds])
-        summary[setting] = {"switches": _switches(setting), "f1_mean": float(values.mean()),
-                            "f1_std": float(values.std(ddof=1)) if len(values) > 1 else None,
-                            "per_seed": values.tolist()}
-    atomic_save_text(base / "ablation.md", markdown)
-    atomic_save_text(base / "ablation.json", json.dumps(summary, indent=2))
-    log("\n" + markdown)
-    return AblationResult(base, runs, markdown)
-
-
-__all__ = ["AblationResult", "FoldsResult", "fold_tables", "run_ablation", "run_folds"]
+__all__ = ["FoldsResult", "StudyResult", "fold_tables", "run_ablation", "run_folds"]

@@ -73,21 +73,3 @@ def test_fold_runner_writes_mean_tables_and_boxplot(cache, tmp_path):
     assert mean_row.rstrip(" |").split("|")[-1].strip() == f"{100 * mean_f1:.1f}"
     assert (out / "folds.csv").exists() and (out / "f1_boxplot.png").exists()
     assert (out / "fold3" / "last.pt").exists()
-
-
-def test_ablation_runner_reports_mean_and_spread(cache, tmp_path):
-    from mgrr_pyg.train.cli import ablation_main
-
-    out = tmp_path / "ablation"
-    result = ablation_main(TINY + ["--cache-dir", str(cache), "--output", str(out),
-                                   "--settings", "setting1", "k1", "--seeds", "0", "1"])
-    assert sorted(result.runs) == [("k1", 0), ("k1", 1), ("setting1", 0), ("setting1", 1)]
-    cfg = json.loads((out / "setting1-seed1" / "model_config.json").read_text())
-    assert cfg["name"] == "tiny" and cfg["use_region_graph"] is False and cfg["use_pixel"] is False
-    assert json.loads((out / "k1-seed0" / "model_config.json").read_text())["num_layers"] == 1
-    table = (out / "ablation.md").read_text()
-    row = [line for line in table.splitlines() if line.startswith("| setting1 |")][0]
-    values = [100 * result.runs[("setting1", s)].metrics.f1_mean for s in (0, 1)]
-    cells = [c.strip() for c in row.split("|")[1:-1]]
-    assert cells[1:6] == ["–", "–", "–", "–", "2"]
-    assert cells[6] == f"{np.mean(values):.1f}" and cells[7] == f"{np.std(values, ddof=1):.1f}"

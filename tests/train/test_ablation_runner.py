@@ -1,0 +1,326 @@
+"""The ablation study as an instrument: runs are planned per dataset x setting x seed,
+finished ones are skipped, interrupted ones resume, other budgets are refused, a failed
+run does not stop the others, and the report pairs seeds, orders rows as Table 6 / 7
+and regenerates from the runs' files. Runs here are fake (a runner that writes the
+files a real run writes), except one tiny real run end to end."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mgrr_pyg.model.presets import ablation_overrides
+from mgrr_pyg.train.ablation import (
+    BudgetMismatchError,
+    SETTING_ORDER,
+    plan_study,
+    run_study,
+    summarise,
+)
+from mgrr_pyg.train.config import TrainConfig
+from mgrr_pyg.train.metrics import evaluate_predictions, label_only_baselines, save_predictions
+from mgrr_pyg.train.report import load_run, render_block, update
+
+REPO = Path(__file__).resolve().parents[2]
+SUBJECTS = ("SN001", "SN002", "SN009")  # DISFA part 1: fold 1's test subjects
+FRAMES = 12  # per subject
+AUS = (1, 2, 4, 6, 9, 12, 25, 26)
+BUDGET = dict(dataset="DISFA", preset="tiny", epochs=2, synthetic_preset="tiny", max_test_frames=36,
+              optimizer="adamw", lr=1e-3)
+
+_rng = np.random.default_rng(7)
+LABELS = (_rng.random((len(SUBJECTS) * FRAMES, len(AUS))) < 0.35).astype(np.int64)
+FRAME_IDS = [f"DISFA/{s}/{f}.png" for s in SUBJECTS for f in range(FRAMES)]
+#: How good each fake setting is (0: chance, 1: right on every frame); seed noise on top.
+QUALITY = {"setting1": 0.15, "setting2": 0.3, "full": 0.45, "k1": 0.4, "k3": 0.35, "setting2_random": 0.3}
+
+
+def fake_probs(setting: str, seed: int) -> np.ndarray:
+    """Probabilities of a fake run: the seed decides the noise (shared by every setting of
+    that seed), the setting how far the probabilities lean to the labels."""
+    noise = np.random.default_rng(100 + seed).random(LABELS.shape)
+    quality = QUALITY.get(setting, 0.3)
+    return np.clip((1 - quality) * noise + quality * LABELS, 0, 1)
+
+
+def write_fake_run(run_dir: Path, config: dict, probs: np.ndarray, seconds: float = 60.0) -> None:
+    """The files a finished run leaves: config.json, results.json, predictions_test.npz."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    metrics = evaluate_predictions(probs, LABELS, AUS)
+    baselines = label_only_baselines(LABELS, LABELS, AUS, seed=config["seed"])
+    best = max(baselines, key=lambda k: baselines[k].f1_mean)
+    overrides = ablation_overrides(config["ablation"]) if config.get("ablation") else {}
+    results = {"config": config, "metrics": metrics.to_dict(),
+               "baselines": {k: v.to_dict() for k, v in baselines.items()}, "best_baseline": best,
+               "seconds": seconds, "selection": "last epoch", "reported_epoch": config["epochs"],
+               "info": {"preset": config["preset"], "overrides": overrides, "train_frames": 64,
+                        "test_frames": len(FRAME_IDS), "test_subjects": len(SUBJECTS), "source": "synthetic"},
+               "data": {"synthetic_set": "DISFA-tiny-seed0-fake"}}
+    (run_dir / "config.json").write_text(json.dumps(config))
+    save_predictions(run_dir / "predictions_test", probs, LABELS, AUS, FRAME_IDS)
+    (run_dir / "results.json").write_text(json.dumps(results))
+
+
+CALLS: list = []
+
+
+def fake_runner(config: dict, log_path: str, threads=None) -> dict:
+    """A runner that records its call and writes a finished run's files."""
+    CALLS.append(config["output"])
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(log_path).write_text("fake run\n")
+    if config["ablation"] == "setting3":
+        raise RuntimeError("planted failure of setting3")
+    write_fake_run(Path(config["output"]), config, fake_probs(config["ablation"], config["seed"]))
+    return {"f1_mean": 0.5, "seconds": 1.0}
+
+
+@pytest.fixture(autouse=True)
+def no_calls():
+    CALLS.clear()
+    yield
+
+
+@pytest.fixture()
+def messages():
+    return []
+
+
+def configs(**changes):
+    return {"DISFA": TrainConfig(**{**BUDGET, **changes})}
+
+
+def study(tmp_path, messages, settings=("full", "setting1"), seeds=(0, 1), jobs=1, **changes):
+    return run_study(configs(**changes), settings, seeds, tmp_path / "out", jobs=jobs, runner=fake_runner,
+                     log=messages.append)
+
+
+# -- plan, skip, resume, budget -----------------------------------------------------------
+def test_plan_names_one_folder_per_dataset_setting_and_seed(tmp_path):
+    both = {"DISFA": TrainConfig(**BUDGET), "BP4D": TrainConfig(**{**BUDGET, "dataset": "BP4D"})}
+    runs = plan_study(both, ["k1", "full"], [0, 2], tmp_path)
+    assert [r.name for r in runs] == ["DISFA/full-seed0", "DISFA/full-seed2", "DISFA/k1-seed0", "DISFA/k1-seed2",
+                                      "BP4D/full-seed0", "BP4D/full-seed2", "BP4D/k1-seed0", "BP4D/k1-seed2"]
+    assert runs[3].run_dir == tmp_path / "DISFA" / "k1-seed2"
+    assert (runs[3].config.ablation, runs[3].config.seed, runs[3].config.output) == \
+        ("k1", 2, str(tmp_path / "DISFA" / "k1-seed2"))
+    with pytest.raises(ValueError, match="seeds: expected each seed once"):
+        plan_study(both, ["full"], [0, 0], tmp_path)
+
+
+def test_a_finished_run_is_skipped_and_an_interrupted_one_resumes(tmp_path, messages):
+    study(tmp_path, messages)
+    assert len(CALLS) == 4
+    CALLS.clear()
+    # an interrupted run: its config and checkpoint are there, no results
+    interrupted = tmp_path / "out" / "DISFA" / "setting1-seed1"
+    (interrupted / "results.json").unlink()
+    (interrupted / "last.pt").write_bytes(b"checkpoint")
+    messages.clear()
+    study(tmp_path, messages)
+    assert CALLS == [str(interrupted)]  # only the interrupted run ran again
+    text = "\n".join(messages)
+    assert "skipping 3 finished run(s)" in text and "DISFA/full-seed0" in text
+    assert f"DISFA/setting1-seed1: resumes from its checkpoint {interrupted / 'last.pt'}" in text
+    CALLS.clear()
+    study(tmp_path, messages)
+    assert CALLS == []
+
+
+def test_another_budget_is_refused_before_anything_runs(tmp_path, messages):
+    study(tmp_path, messages)
+    CALLS.clear()
+    with pytest.raises(BudgetMismatchError, match=r"budget.json: holds runs of another budget.*\n  epochs: 2 != 3"):
+        study(tmp_path, messages, epochs=3)
+    assert CALLS == []
+    # a run folder with another budget (no budget.json to tell): refused too
+    (tmp_path / "out" / "DISFA" / "budget.json").unlink()
+    with pytest.raises(BudgetMismatchError, match=r"setting1-seed0/results.json: holds runs of another budget"):
+        study(tmp_path, messages, epochs=3)
+    assert CALLS == []
+    # what only changes where or how fast a run goes is not the budget
+    (tmp_path / "out" / "DISFA" / "budget.json").unlink()
+    study(tmp_path, messages, workers=0, checkpoint_minutes=1.0)
+    assert CALLS == []
+    # a budget.json of an older version, without a setting added since: read as its default
+    path = tmp_path / "out" / "DISFA" / "budget.json"
+    record = json.loads(path.read_text())
+    assert record["budget"].pop("lambda_align") == 0.5
+    path.write_text(json.dumps(record))
+    study(tmp_path, messages)
+    assert CALLS == []
+
+
+def test_a_failed_run_is_reported_with_its_log_and_the_others_go_on(tmp_path, messages):
+    result = study(tmp_path, messages, settings=("setting3", "full"), seeds=(0,))
+    assert [(o.run.setting, o.status) for o in result.outcomes] == [("setting3", "failed"), ("full", "done")]
+    text = "\n".join(messages)
+    log = tmp_path / "out" / "DISFA" / "setting3-seed0" / "train.log"
+    assert "1 run(s) FAILED" in text and f"log: {log}" in text and "planted failure of setting3" in text
+    assert "Runs missing" not in text  # the report covers what finished: full only
+    assert (tmp_path / "out" / "DISFA" / "ablation.json").exists()
+
+
+def test_parallel_jobs_run_in_spawned_processes(tmp_path, messages):
+    result = study(tmp_path, messages, settings=("full", "k1"), seeds=(0,), jobs=2)
+    assert sorted(o.status for o in result.outcomes) == ["done", "done"]
+    assert CALLS == []  # the runner ran in the worker processes, not here
+    assert all((tmp_path / "out" / "DISFA" / f"{s}-seed0" / "results.json").exists() for s in ("full", "k1"))
+
+
+# -- the report ---------------------------------------------------------------------------
+def records_of(folder: Path, names):
+    return [load_run(folder / name, name) for name in names]
+
+
+def write_study(folder: Path, settings, seeds, probs=fake_probs):
+    names = []
+    for setting in settings:
+        for seed in seeds:
+            config = TrainConfig(**BUDGET).replace(ablation=setting, seed=seed,
+                                                   output=str(folder / f"{setting}-seed{seed}")).to_dict()
+            write_fake_run(folder / f"{setting}-seed{seed}", config, probs(setting, seed))
+            names.append(f"{setting}-seed{seed}/results.json")
+    return names
+
+
+def test_seeds_are_paired_across_settings(tmp_path):
+    # setting2's runs are the full model's runs of the same seed, exactly; the seeds differ.
+    # Paired by seed, every difference is 0 and so is the interval; pairing seed 0 with
+    # seed 1 would compare different predictions.
+    names = write_study(tmp_path, ["full", "setting2"], [0, 1, 2],
+                        probs=lambda setting, seed: fake_probs("full", seed))
+    assert not np.allclose(fake_probs("full", 0), fake_probs("full", 1))
+    row = next(r for r in summarise(records_of(tmp_path, names))["rows"] if r["setting"] == "setting2")
+    versus = row["vs_reference"]
+    assert versus["per_pair"] == [0.0, 0.0, 0.0] and versus["pair_labels"] == ["0", "1", "2"]
+    assert (versus["difference"], versus["low"], versus["high"]) == (0.0, 0.0, 0.0)
+
+
+def test_a_better_setting_has_an_interval_above_zero_and_the_numbers_are_the_runs(tmp_path):
+    names = write_study(tmp_path, ["full", "setting1"], [0, 1, 2])
+    summary = summarise(records_of(tmp_path, names))
+    rows = {r["setting"]: r for r in summary["rows"]}
+    f1 = {s: [100 * evaluate_predictions(fake_probs("setting1", s), LABELS, AUS).f1_mean] for s in (0, 1, 2)}
+    assert rows["setting1"]["f1_mean"] == pytest.approx(np.mean([v[0] for v in f1.values()]))
+    assert rows["setting1"]["f1_std"] == pytest.approx(np.std([v[0] for v in f1.values()], ddof=1))
+    auc = [100 * evaluate_predictions(fake_probs("setting1", s), LABELS, AUS).auc_mean for s in (0, 1, 2)]
+    assert (rows["setting1"]["auc_mean"], rows["setting1"]["auc_std"]) == \
+        pytest.approx((np.mean(auc), np.std(auc, ddof=1)))
+    versus = rows["setting1"]["vs_reference"]
+    assert versus["high"] < 0  # setting1 (quality 0.15) is worse than full (0.45) on these frames
+    # the point estimate is the mean of the per-seed differences of the runs' own F1
+    full = [evaluate_predictions(fake_probs("full", s), LABELS, AUS).f1_mean for s in (0, 1, 2)]
+    assert versus["difference"] == pytest.approx(np.mean([f1[s][0] / 100 - full[s] for s in (0, 1, 2)]), abs=1e-6)
+    assert rows["full"]["vs_reference"] is None
+    pairs = summary["full_seed_pairs"]
+    assert [p["seeds"] for p in pairs] == ["0-1", "0-2", "1-2"]
+    assert pairs[0]["difference"] == pytest.approx(full[0] - full[1], abs=1e-6)
+    assert summary["full_seed_mean_abs_difference"] == pytest.approx(
+        100 * np.mean([abs(full[0] - full[1]), abs(full[0] - full[2]), abs(full[1] - full[2])]), abs=1e-4)
+    assert summary["resolution"] == max(summary["typical_half_width"], summary["seed_noise_half_width"])
+    assert summary["reference_beats_baseline_every_seed"] in (True, False)
+    assert set(summary["baseline"]) == {"0", "1", "2"}
+
+
+def test_rows_follow_table_6_and_7_whatever_the_order_of_the_files(tmp_path):
+    settings = ["setting2_random", "k3", "full", "setting2", "k1", "setting1"]
+    names = write_study(tmp_path, settings, [0, 1])
+    reversed_names = names[::-1]
+    block = render_block("ablation", reversed_names, tmp_path)
+    rows = [line.split("|")[1].strip().strip("*") for line in block.splitlines()
+            if line.startswith("| ") and not line.startswith("| setting |") and "label-only" not in line]
+    assert rows == ["setting1", "setting2", "full", "k1", "k3", "setting2_random"]
+    assert rows == sorted(rows, key=SETTING_ORDER.index)
+    full_row = next(line for line in block.splitlines() if line.startswith("| **full**"))
+    assert "| reference |" in full_row
+    random_row = next(line for line in block.splitlines() if line.startswith("| setting2_random"))
+    assert "| ✓ | – | – | – | 2 | random |" in random_row
+
+
+def test_report_names_budget_seeds_data_and_resolution(tmp_path):
+    names = write_study(tmp_path, ["full", "setting1"], [0, 1, 2])
+    block = render_block("ablation", names, tmp_path)
+    head = block.split("\n\n")[0]
+    assert "DISFA, fold 1" in head and "`tiny` preset" in head and "2 epochs" in head
+    assert "seeds 0, 1, 2" in head and "DISFA-tiny-seed0-fake" in head and "3 test subjects" in head
+    assert "**Resolution.** Two seeds of the full model differ by" in block
+    assert "F1 points** are not resolved at this budget" in block
+    assert "| label-only baseline (" in block
+
+
+def test_report_refuses_mixed_budgets_and_missing_predictions(tmp_path):
+    from mgrr_pyg.train.report import ReportError
+
+    names = write_study(tmp_path, ["full", "setting1"], [0])
+    other = json.loads((tmp_path / names[1]).read_text())
+    other["config"]["epochs"] = 5
+    (tmp_path / names[1]).write_text(json.dumps(other))
+    with pytest.raises(ReportError, match=r"ran on different budgets \(epochs: 2 != 5\)"):
+        render_block("ablation", names, tmp_path)
+    other["config"]["epochs"] = 2
+    (tmp_path / names[1]).write_text(json.dumps(other))
+    (tmp_path / "setting1-seed0" / "predictions_test.npz").unlink()
+    with pytest.raises(ReportError, match=r"setting1-seed0/predictions_test.npz does not exist"):
+        render_block("ablation", names, tmp_path)
+
+
+def test_the_study_report_regenerates_from_its_files(tmp_path, messages):
+    study(tmp_path, messages, settings=("full", "k1"), seeds=(0, 1))
+    out = tmp_path / "out"
+    pages = [out / "ablation.md", out / "DISFA" / "ablation.md"]
+    assert update(pages, check=True) == []
+    saved = json.loads((out / "DISFA" / "ablation.json").read_text())
+    assert [r["setting"] for r in saved["rows"]] == ["full", "k1"]
+    # a results file changed afterwards: the pages no longer match it
+    path = out / "DISFA" / "k1-seed0" / "results.json"
+    data = json.loads(path.read_text())
+    data["metrics"]["f1_mean"] = 0.99
+    data["metrics"]["f1"] = [0.99] * len(AUS)
+    path.write_text(json.dumps(data))
+    assert update(pages, check=True) == pages
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seed", "3"], "argument --seed: the study runs --seeds"),
+    (["--ablation", "k1"], "argument --ablation: the study runs --settings"),
+    (["--data-root", "/data/DISFA"], "one data root is one dataset; run each dataset with its own"),
+    (["--dataset", "ck+"], "argument --dataset: invalid choice: 'ck+'"),
+])
+def test_command_line_refuses_per_run_options(argv, message, capsys, tmp_path):
+    from mgrr_pyg.train.cli import ablation_main
+
+    with pytest.raises(SystemExit) as stop:
+        ablation_main(argv + ["--output", str(tmp_path / "out")], prog="run_ablation.py")
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+# -- a real run, end to end ---------------------------------------------------------------
+TINY = ["--synthetic-preset", "tiny", "--preset", "tiny", "--epochs", "1", "--batch-size", "4",
+        "--max-train-frames", "8", "--max-test-frames", "6", "--workers", "0", "--device", "cpu",
+        "--no-tensorboard", "--jobs", "1"]
+
+
+def test_one_real_tiny_run_per_setting_writes_the_report(tmp_path):
+    from mgrr_pyg.train.cli import ablation_main
+
+    out = tmp_path / "ablation"
+    result = ablation_main(TINY + ["--cache-dir", str(tmp_path / "cache"), "--output", str(out),
+                                   "--dataset", "disfa", "--settings", "setting1", "full", "--seeds", "0"])
+    assert [(o.run.name, o.status) for o in result.outcomes] == [("DISFA/setting1-seed0", "done"),
+                                                                 ("DISFA/full-seed0", "done")]
+    run = out / "DISFA" / "setting1-seed0"
+    model = json.loads((run / "model_config.json").read_text())
+    assert model["use_region_graph"] is False and model["use_pixel"] is False
+    assert "CPU threads:" in (run / "train.log").read_text()
+    assert json.loads((out / "DISFA" / "budget.json").read_text())["budget"]["epochs"] == 1
+    table = (out / "DISFA" / "ablation.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| setting1 |"))
+    f1 = 100 * json.loads((run / "results.json").read_text())["metrics"]["f1_mean"]
+    assert f"| {f1:.1f} |" in row and "| – | – | – | – | 2 | – |" in row
+    check = subprocess.run([sys.executable, "-m", "mgrr_pyg.train.report", "--check", str(out / "ablation.md")],
+                           capture_output=True, text=True, cwd=REPO)
+    assert check.returncode == 0, check.stdout + check.stderr
