@@ -413,13 +413,15 @@ def inference_speed(settings: Settings, deadline: float, compiled: bool = False)
     try:
         from mgrr_pyg.model.inference import prepare_for_inference
     except ImportError:  # older checkouts: the same steps by hand
-        def prepare_for_inference(model, device, channels_last=True, copy_model=True):
+        def prepare_for_inference(model, device, channels_last=True, copy_model=True,
+                                  precision="fp32"):
             import copy
             model = copy.deepcopy(model).eval().fold_batchnorm().to(device)
             return model.to(memory_format=torch.channels_last) if channels_last else model
     device, peak = settings.device, peak_tflops(settings.device)
     model = make_model(settings).eval().to(device)
-    fast = prepare_for_inference(model, device)
+    # fp32 (its default on CUDA is bf16): the bf16 variant adds autocast below
+    fast = prepare_for_inference(model, device, precision="fp32")
     flops = _flops_per_image(lambda: _outputs(model, make_batch(
         2, len(model.config.aus), device)["image"], device, None), 2)
     if compiled:

@@ -50,7 +50,9 @@ def _fixed_batch_model(model: nn.Module, batch_size: int) -> InferenceModel:
     graphs of the one batch size it is exported for."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: expected an int >= 1, found {batch_size!r}")
-    prepared = prepare_for_inference(model, "cpu", channels_last=False, copy_model=True)
+    # fp32: the exported graphs carry no autocast (whatever this machine's default precision)
+    prepared = prepare_for_inference(model, "cpu", channels_last=False, copy_model=True,
+                                     precision="fp32")
     graphs = prepared.graphs(batch_size, torch.device("cpu"))
     prepared.graphs = lambda batch, device: graphs  # instance attribute: this copy only
     return InferenceModel(prepared).eval()
@@ -184,7 +186,7 @@ def check_export(model: nn.Module, path: str | os.PathLike, batches: int = 2) ->
     from .inference import EagerBackend
 
     backend, meta = load_exported(path)
-    eager = EagerBackend(model, "cpu", channels_last=False)
+    eager = EagerBackend(model, "cpu", bf16=False, channels_last=False)
     worst = {"probs": 0.0, "landmarks": 0.0}
     for seed in range(1, batches + 1):
         images, landmarks = (t.numpy() for t in example_inputs(meta["batch_size"], seed=seed))

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from mgrr_pyg.facs import CROP_SIZE
 # The fast path lives with the model; importable from here as before.
-from mgrr_pyg.model.inference import prepare_for_inference
+from mgrr_pyg.model.inference import AutocastInference, inference_precision, prepare_for_inference
 # One device resolver (``cuda:N`` checked to exist); the old name kept.
 from mgrr_pyg.utils.devices import resolve_device as resolve_inference_device
 
@@ -52,18 +52,29 @@ class InferenceModel(nn.Module):
 
 
 class EagerBackend:
-    """The prepared model in eager PyTorch, under ``torch.inference_mode`` (and bf16
-    autocast when asked for). Inputs and outputs are NumPy float32 arrays."""
+    """The prepared model in eager PyTorch, under ``torch.inference_mode``. Inputs and
+    outputs are NumPy float32 arrays.
+
+    ``bf16``: True runs the fast path's bf16 autocast, False (default) fp32, None the
+    precision :func:`~mgrr_pyg.model.inference.default_precision` chooses for the device
+    (bf16 on CUDA and on CPUs with native bf16, fp32 elsewhere); ``precision`` says
+    which ran."""
 
     name = "eager"
 
-    def __init__(self, model: nn.Module, device: str | torch.device = "cpu", bf16: bool = False,
-                 channels_last: bool = True, prepared: bool = False):
+    def __init__(self, model: nn.Module, device: str | torch.device = "cpu",
+                 bf16: Optional[bool] = False, channels_last: bool = True,
+                 prepared: bool = False):
         self.device = resolve_inference_device(device)
         self.channels_last = bool(channels_last)
-        self.model = model if prepared else prepare_for_inference(model, self.device,
-                                                                  self.channels_last)
-        self.bf16 = bool(bf16)
+        wanted = "auto" if bf16 is None else "bf16" if bf16 else "fp32"
+        self.model = model if prepared else prepare_for_inference(
+            model, self.device, self.channels_last, precision=wanted)
+        self.precision = inference_precision(self.model)
+        if prepared and bf16 and self.precision != "bf16":  # prepared in fp32, bf16 asked for
+            self.model = AutocastInference(self.model, self.device.type)
+            self.precision = "bf16"
+        self.bf16 = self.precision == "bf16"
         self.batch_size: Optional[int] = None  # any batch size
 
     def __call__(self, images: np.ndarray, region_landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -72,8 +83,7 @@ class EagerBackend:
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             lm = torch.from_numpy(region_landmarks).to(self.device, non_blocking=True)
-            with autocast_context(self.device, self.bf16):
-                out = self.model(x, region_landmarks=lm)
+            out = self.model(x, region_landmarks=lm)
             return (out.probs.float().cpu().numpy(), out.landmarks.float().cpu().numpy())
 
 

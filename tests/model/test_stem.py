@@ -197,3 +197,66 @@ def test_max_pool_2x2_equals_max_pool2d_values_and_gradients(height, width, seed
     out.backward(upstream)
     ref.backward(upstream)
     torch.testing.assert_close(x.grad, x_ref.grad)  # no ties with random doubles
+
+
+def _two_maxima_gradient_loop(x, upstream):
+    """The gradient of ``maximum(maximum(even rows, odd rows)[even cols], ...[odd cols])``
+    written out per window: the larger of a pair takes the whole gradient, a tie halves it
+    (torch.maximum's rule), first over the two columns of the pooled rows, then over the
+    two rows of each column."""
+    grad = torch.zeros_like(x)
+    batch, channels, height, width = x.shape
+    for b in range(batch):
+        for c in range(channels):
+            for i in range(height // 2):
+                for j in range(width // 2):
+                    window = x[b, c, 2 * i:2 * i + 2, 2 * j:2 * j + 2]
+                    column_max = [max(window[0, q], window[1, q]) for q in (0, 1)]
+                    for q in (0, 1):
+                        other = column_max[1 - q]
+                        share_q = 1.0 if column_max[q] > other else 0.5 if column_max[q] == other else 0.0
+                        for p in (0, 1):
+                            mine, rival = window[p, q], window[1 - p, q]
+                            share_p = 1.0 if mine > rival else 0.5 if mine == rival else 0.0
+                            grad[b, c, 2 * i + p, 2 * j + q] = upstream[b, c, i, j] * share_q * share_p
+    return grad
+
+
+@given(height=st.integers(2, 7), width=st.integers(2, 7), seed=st.integers(0, 2**16),
+       channels_last=st.booleans())
+@settings(max_examples=25, deadline=None)
+def test_max_pool_2x2_gradient_splits_ties_like_torch_maximum(height, width, seed, channels_last):
+    # Small integers: ties in almost every window (the stem pools ReLU outputs: many zeros).
+    from mgrr_pyg.model.stem import max_pool_2x2
+
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 3, (2, 3, height, width), generator=generator).double()
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    out = max_pool_2x2(x)
+    upstream = torch.randn(out.shape, generator=generator, dtype=torch.float64)
+    out.backward(upstream)
+    torch.testing.assert_close(out, F.max_pool2d(x.detach(), 2), rtol=0, atol=0)
+    torch.testing.assert_close(x.grad, _two_maxima_gradient_loop(x.detach(), upstream),
+                               rtol=0, atol=0)
+
+
+def test_max_pool_2x2_training_gradient_is_bit_identical_to_autograd_of_two_maxima():
+    # At the stem's sizes and dtype (float32, ReLU outputs with tied zeros): the
+    # hand-written backward gives autograd's gradient of the plain two-maxima form bit for bit.
+    from mgrr_pyg.model.stem import max_pool_2x2
+
+    x = torch.relu(torch.randn(2, 4, 176, 176, generator=torch.Generator().manual_seed(3)))
+    x.requires_grad_(True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    rows = torch.maximum(x_ref[..., 0::2, :], x_ref[..., 1::2, :])
+    ref = torch.maximum(rows[..., 0::2], rows[..., 1::2])
+    out = max_pool_2x2(x)
+    upstream = torch.randn_like(out)
+    out.backward(upstream)
+    ref.backward(upstream)
+    assert torch.equal(out, ref)
+    assert torch.equal(x.grad, x_ref.grad)
+    with torch.no_grad():  # no gradient wanted: the plain form, same values
+        assert torch.equal(max_pool_2x2(x), ref)
