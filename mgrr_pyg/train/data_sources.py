@@ -63,15 +63,48 @@ def ensure_synthetic(config: TrainConfig, log: Log = console) -> Path:
     return root
 
 
+def _cut_suffix(config: TrainConfig) -> str:
+    """The cache-folder suffix of a DISFA preparation at ``intensity_cut``: none at the
+    default cut (folders prepared before the cut was an option keep their name), else
+    ``-cut<N>``, so data binarised at one cut is never reused for another."""
+    from mgrr_pyg.data.raw import DISFA_THRESHOLD
+
+    return "" if config.intensity_cut == DISFA_THRESHOLD else f"-cut{config.intensity_cut}"
+
+
+def check_prepared_cut(config: TrainConfig, root: Path) -> None:
+    """Prepared lists of DISFA given in ``data_root``: refuse lists binarised at another
+    intensity cut than ``config.intensity_cut`` (read from their ``prepare.json``)."""
+    from mgrr_pyg.data.prepared_lists import PREPARED_MANIFEST
+
+    manifest = root / PREPARED_MANIFEST
+    if config.dataset != "DISFA" or not manifest.is_file():
+        return
+    try:
+        found = json.loads(manifest.read_text()).get("threshold")
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{manifest}: expected a JSON manifest, {err}") from None
+    if found is not None and found != config.intensity_cut:
+        raise ValueError(
+            f"data_root: the prepared lists in {root} were binarised at DISFA intensity >= "
+            f"{found} ({manifest}), this run asks --intensity-cut {config.intensity_cut}: pass "
+            f"--intensity-cut {found}, or prepare the raw data again at the cut you want "
+            f"(mgrr-prepare RAW OUT --threshold {config.intensity_cut}) and point --data-root at OUT"
+        )
+
+
 def prepared_root(config: TrainConfig, log: Log = console) -> tuple[Path, str]:
     """The folder of prepared lists for ``config`` (preparing raw data if needed) and a
-    description of where the data came from."""
+    description of where the data came from. DISFA is binarised at
+    ``config.intensity_cut``: a cache folder holds one cut (:func:`_cut_suffix`), an
+    explicit ``prepared_root`` holding another cut is refused by the preparation, and so
+    are prepared lists of another cut (:func:`check_prepared_cut`)."""
     from mgrr_pyg.data import detect_layout, prepare_dataset
 
     if config.data_root is None:
         raw = ensure_synthetic(config, log)
         out = Path(config.prepared_root) if config.prepared_root else \
-            cache_dir(config) / "prepared" / synthetic_name(config)
+            cache_dir(config) / "prepared" / (synthetic_name(config) + _cut_suffix(config))
         source = (f"synthetic {config.dataset}-layout data (preset {config.synthetic_preset!r}, "
                   f"seed {config.synthetic_seed})")
     else:
@@ -80,6 +113,7 @@ def prepared_root(config: TrainConfig, log: Log = console) -> tuple[Path, str]:
             raise FileNotFoundError(f"data_root: {raw} does not exist")
         layout = detect_layout(raw)  # ValueError if neither raw nor prepared
         if layout == "prepared":
+            check_prepared_cut(config, raw)
             return raw, f"prepared lists in {raw}"
         if config.image_root is not None:
             raise ValueError(
@@ -94,11 +128,12 @@ def prepared_root(config: TrainConfig, log: Log = console) -> tuple[Path, str]:
             )
         digest = hashlib.sha1(str(raw.resolve()).encode()).hexdigest()[:10]
         out = Path(config.prepared_root) if config.prepared_root else \
-            cache_dir(config) / "prepared" / f"{config.dataset}-{digest}"
+            cache_dir(config) / "prepared" / f"{config.dataset}-{digest}{_cut_suffix(config)}"
         source = f"raw {config.dataset} in {raw}"
-    log(f"preparing (aligning) {raw} -> {out} (reused when already prepared)")
+    log(f"preparing (aligning) {raw} -> {out} (reused when already prepared)"
+        + (f"; DISFA labels: intensity >= {config.intensity_cut}" if config.dataset == "DISFA" else ""))
     prepare_dataset(raw, out, dataset=config.dataset, workers=max(1, config.num_workers),
-                    progress=config.progress)
+                    threshold=config.intensity_cut, progress=config.progress)
     return out, source + f", prepared in {out}"
 
 
@@ -111,4 +146,5 @@ def missing_images_hint(config: TrainConfig, root: Path) -> str:
             f"delete {root} and run again to prepare it afresh")
 
 
-__all__ = ["cache_dir", "ensure_synthetic", "missing_images_hint", "prepared_root", "synthetic_name"]
+__all__ = ["cache_dir", "check_prepared_cut", "ensure_synthetic", "missing_images_hint",
+           "prepared_root", "synthetic_name"]

@@ -82,9 +82,12 @@ def test_resume_continues_the_legacy_run(legacy, cache, tmp_path, capsys):
 def test_init_from_the_legacy_checkpoint_takes_its_weights(legacy, cache, tmp_path):
     # One epoch at a learning rate far below float precision of the weights' changes: the
     # trained parameters are the initial ones, which must be the legacy file's.
+    # (--init-adjacency checkpoint: every parameter, the adjacencies A included, from the
+    # file; by default A starts from this run's training-fold prior)
     out = tmp_path / "init"
     result = main(COMMAND + ["--epochs", "1", "--lr", "1e-12", "--output", str(out),
-                             "--cache-dir", str(cache), "--init-from", str(CHECKPOINT)],
+                             "--cache-dir", str(cache), "--init-from", str(CHECKPOINT),
+                             "--init-adjacency", "checkpoint"],
                   dataset="BP4D")
     assert result.info["resumed_from"] is None and result.info["transfer"]["copied"]
     trained = load_checkpoint(out / "last.pt")["model"]
