@@ -9,6 +9,8 @@ Subcommands:
 - ``cam INPUT``: per-AU class activation maps over the aligned face (paper Fig. 4).
 - ``adjacency``: every reasoning layer's learned adjacency next to the co-occurrence
   prior stored in the checkpoint (Fig. 5).
+- ``adjacency-truth RUN_DIR``: the same for a run folder, with the synthetic generator's
+  true AU relations beside them and how close each layer comes (Spearman, edge AUC).
 - ``boxplot RESULTS...``: per-AU F1 box plots (Fig. 3) from ``results.csv`` / ``folds.csv``
   files written by ``mgrr-train`` / ``examples/run_folds.py``.
 
@@ -66,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     adjacency = sub.add_parser("adjacency", help="learned adjacencies next to the prior (Fig. 5)")
     adjacency.add_argument("--checkpoint", required=True, metavar="PATH")
 
+    adjacency_truth = sub.add_parser(
+        "adjacency-truth", help="a run's learned adjacencies next to the synthetic generator's true "
+                                "AU relations and the training-fold prior, with Spearman and "
+                                "edge-recovery AUC (Fig. 5 with the truth)")
+    adjacency_truth.add_argument("run", metavar="RUN_DIR", help="a mgrr-train output folder")
+    adjacency_truth.add_argument("--checkpoint", default=None, metavar="best|last|PATH",
+                                 help="the checkpoint read (default: best.pt if there, else last.pt)")
+
     boxplot = sub.add_parser("boxplot", help="per-AU F1 box plots from results files (Fig. 3)")
     boxplot.add_argument("results", nargs="+", metavar="RESULTS.csv")
     boxplot.add_argument("--row", default=r"MGRR-Net|[Ff]old \d+",
@@ -73,7 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
                               "of results.csv, the fold rows of folds.csv)")
     boxplot.add_argument("--title", default="Per-AU F1")
 
-    for command in (faces, sequence, cam, adjacency, boxplot):
+    curve = sub.add_parser("curve", help="learning curves of training runs (loss, held-out F1 / AUC "
+                                         "per epoch, with the label-only baseline)")
+    curve.add_argument("runs", nargs="+", metavar="RUN", help="run output folders (curve.json, "
+                       "or a history with --curve-frames points)")
+    curve.add_argument("--label", action="append", default=None, metavar="NAME",
+                       help="a name per run, in order (repeat; default: the folder names)")
+    curve.add_argument("--title", default=None)
+
+    for command in (faces, sequence, cam, adjacency, adjacency_truth, boxplot, curve):
         command.add_argument("--output", "-o", required=True, metavar="OUT.png")
     return parser
 
@@ -251,7 +269,20 @@ def _boxplot(args) -> Path:
     return f1_boxplot(results, args.output, aus=aus, title=args.title)
 
 
-COMMANDS = {"faces": _faces, "sequence": _sequence, "cam": _cam, "adjacency": _adjacency,
+def _adjacency_truth(args) -> Path:
+    from mgrr_pyg.plots.adjacency_truth import plot_run_adjacency_truth
+
+    return plot_run_adjacency_truth(args.run, args.output, checkpoint=args.checkpoint)
+
+
+def _curve(args) -> Path:
+    from mgrr_pyg.plots.curve import plot_curve
+
+    return plot_curve(args.runs, args.output, labels=args.label, title=args.title)
+
+
+COMMANDS = {"curve": _curve, "faces": _faces, "sequence": _sequence, "cam": _cam, "adjacency": _adjacency,
+            "adjacency-truth": _adjacency_truth,
             "boxplot": _boxplot}
 
 

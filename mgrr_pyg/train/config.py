@@ -34,6 +34,8 @@ from mgrr_pyg.utils.records import plain
 # name (``list_optimizers()``...): a new one is one entry there, no edit here.
 from mgrr_pyg.train.optim import list_optimizers, list_schedulers, optimizer_entry, scheduler_entry
 from mgrr_pyg.train.selection import list_selection_metrics, selection_metric
+from mgrr_pyg.train.transfer import INIT_ADJACENCY
+from mgrr_pyg.data.raw import DISFA_THRESHOLD
 
 AMP_MODES = ("none", "bf16", "fp16")
 DATASETS = ("BP4D", "DISFA")
@@ -44,8 +46,12 @@ DATASETS = ("BP4D", "DISFA")
 RESUME_FREE_KEYS = frozenset(
     {"epochs", "output", "resume", "workers", "log_every", "progress", "tensorboard",
      "checkpoint_every", "checkpoint_minutes", "overwrite", "data_root", "cache_dir",
-     "prepared_root", "image_root", "compile", "init_from", "eval_batch_size"}
+     "prepared_root", "image_root", "compile", "init_from", "eval_batch_size", "curve_frames",
+     "keep_epoch_checkpoints", "branch_from", "init_adjacency"}
 )
+# Keys a branch (``--branch-from``) may change: the learning-rate schedule, from the epoch
+# it branches at on (everything else would train another model from that point).
+BRANCH_FREE_KEYS = RESUME_FREE_KEYS | frozenset({"lr", "lr_scheduler", "lr_step", "lr_gamma"})
 
 
 def default_workers() -> int:
@@ -85,6 +91,11 @@ def parse_non_negative_int(text: str) -> int:
 def parse_minutes(text: str) -> float:
     """``"0.5"`` -> 0.5; a finite number of minutes >= 0."""
     return _parse_number(text, float, lambda v: 0 <= v < float("inf"), "a number of minutes >= 0")
+
+
+def parse_intensity_cut(text: str) -> int:
+    """``"3"`` -> 3; an integer intensity 1-5 (DISFA codes 0-5)."""
+    return _parse_number(text, int, lambda v: 1 <= v <= 5, "an integer intensity 1-5")
 
 
 def parse_subjects(text: str) -> Union[int, float]:
@@ -147,6 +158,12 @@ def _preset_names() -> list[str]:
     return list_presets()
 
 
+def _synthetic_presets() -> list[str]:
+    from mgrr_pyg.data.synthetic import PRESETS
+
+    return list(PRESETS)
+
+
 def _choices_help(names: Sequence[str], entry) -> str:
     return "; ".join(f"{name}: {entry(name).help}" for name in names)
 
@@ -178,11 +195,19 @@ class TrainConfig:
     cache_dir: Optional[str] = setting(
         None, group="data", shown_default="$MGRR_CACHE or ~/.cache/mgrr_pyg",
         help="cache folder of the synthetic and the prepared data")
-    synthetic_preset: str = setting("default", group="data", choices=("tiny", "default"),
-                                    help="size of the synthetic dataset (without --data-root)")
+    synthetic_preset: str = setting("default", group="data", choices=_synthetic_presets,
+                                    help="the synthetic dataset (without --data-root): tiny "
+                                         "(tests), default, or tied (default's size, weak AUs "
+                                         "tied to strong ones; docs/synthetic-truth.md)")
     synthetic_seed: int = setting(0, group="data", parse=int, help="seed of the synthetic dataset")
     fold: int = setting(1, group="data", parse=int, choices=(1, 2, 3), cli=False,
                         help="the fold: fold f tests on part f and trains on the other two")
+    intensity_cut: int = setting(
+        DISFA_THRESHOLD, group="data", parse=parse_intensity_cut, metavar="N",
+        help="DISFA: an AU occurs in a frame whose coded intensity (0-5) is >= N (2: the "
+             "JAA-Net / ME-GraphAU label code; 3: the paper's 'higher than two' read literally; "
+             "docs/protocol.md). Raw data is prepared at this cut, in a cache folder of its "
+             "own; prepared lists in --data-root must have been prepared at it")
     # -- model -----------------------------------------------------------------------------
     preset: str = setting("mgrr_bp4d", group="model", choices=_preset_names, metavar="PRESET",
                           help="model preset")
@@ -264,6 +289,22 @@ class TrainConfig:
              "loses at most M minutes (0: not by time)")
     log_every: int = setting(1, group="runtime", parse=parse_non_negative_int,
                              help="a row of log.csv (and TensorBoard) every N steps (0: none)")
+    curve_frames: int = setting(
+        0, group="data", parse=parse_non_negative_int, shown_default="0: no curve",
+        help="after every epoch, evaluate on this many evenly spaced test frames: the learning "
+             "curve (curve_* columns of epochs.csv, curve.json); never used to choose the "
+             "reported epoch, and training is bit for bit the same with or without it")
+    branch_from: Optional[str] = setting(
+        None, group="optimisation", metavar="CHECKPOINT", shown_default="a fresh start",
+        help="start from another run's end-of-epoch checkpoint (its weights, optimiser state, "
+             "data order, RNG and epoch count; e.g. <run>/epochs/epoch-02.pt) and go on with "
+             "this run's learning-rate schedule (--lr, --lr-scheduler, --lr-step, --lr-gamma and "
+             "--epochs may differ, nothing else): a branch at epoch e trains exactly as a fresh "
+             "run of this schedule when both schedules agree on the first e epochs")
+    keep_epoch_checkpoints: bool = setting(
+        False, group="runtime",
+        help="keep the checkpoint of every epoch as <output>/epochs/epoch-NN.pt (for a learning "
+             "curve afterwards: python -m mgrr_pyg.train.curve <output>)")
     progress: bool = setting(True, group="runtime", help="progress bars",
                              flag_help="no progress bars")
     tensorboard: bool = setting(True, group="runtime", help="TensorBoard logs in <output>/tensorboard",
@@ -279,7 +320,14 @@ class TrainConfig:
                                    "logs an earlier run left in --output")
     init_from: Optional[str] = setting(
         None, group="model", metavar="CHECKPOINT", shown_default="the preset's initialisation",
-        help="checkpoint of another AU set to initialise the model from (DISFA from BP4D)")
+        help="checkpoint of another AU set to initialise the model from (DISFA from BP4D); "
+             "{fold} in the path is replaced by the run's fold, e.g. "
+             "runs/bp4d/fold{fold}/last.pt with run_folds.py")
+    init_adjacency: str = setting(
+        "prior", group="model", choices=INIT_ADJACENCY,
+        help="with --init-from: where the region adjacencies A start. prior: as without "
+             "--init-from, the training fold's co-occurrence prior (Eq. 1-2); checkpoint: the "
+             "checkpoint's learned A, remapped AU by AU (docs/protocol.md, DISFA from BP4D)")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -292,6 +340,10 @@ class TrainConfig:
             raise ValueError(f"fold: expected 1, 2 or 3, found {self.fold!r}")
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp: expected one of {AMP_MODES}, found {self.amp!r}")
+        if self.branch_from and self.init_from:
+            raise ValueError("branch_from (--branch-from) and init_from (--init-from): expected at "
+                             "most one; a branch continues a run of this dataset, --init-from "
+                             "starts one from another dataset's weights")
         if self.ablation is not None and self.ablation not in ABLATIONS:
             raise ValueError(
                 f"ablation: expected one of {sorted(ABLATIONS)}, found {self.ablation!r}"
@@ -321,6 +373,23 @@ class TrainConfig:
             )
         if not 0 < self.threshold < 1:
             raise ValueError(f"threshold: expected a value in (0, 1), found {self.threshold!r}")
+        cut = self.intensity_cut
+        if isinstance(cut, bool) or not isinstance(cut, int) or not 1 <= cut <= 5:
+            raise ValueError(f"intensity_cut: expected an integer intensity 1-5, found {cut!r}")
+        if self.dataset != "DISFA" and cut != DISFA_THRESHOLD:
+            raise ValueError(
+                f"intensity_cut (--intensity-cut): {cut} given, but only DISFA's labels are "
+                f"intensities (0-5); {self.dataset}'s are coded occurrence (0 / 1): leave it "
+                f"at {DISFA_THRESHOLD}"
+            )
+        if self.init_adjacency not in INIT_ADJACENCY:
+            raise ValueError(f"init_adjacency: expected one of {INIT_ADJACENCY}, found "
+                             f"{self.init_adjacency!r}")
+        if self.init_adjacency != "prior" and not self.init_from:
+            raise ValueError(
+                f"init_adjacency (--init-adjacency): {self.init_adjacency!r} takes A from the "
+                "--init-from checkpoint, and no --init-from is given"
+            )
         if self.val_subjects is not None:
             v = self.val_subjects
             ok = (isinstance(v, int) and v >= 1) or (isinstance(v, float) and 0 < v < 1)
@@ -394,7 +463,11 @@ class TrainConfig:
         are not fields stay, for the caller to report."""
         defaults = {f.name: plain(f.default_factory() if f.default_factory is not dataclasses.MISSING
                                   else f.default) for f in fields(cls)}
-        return {**defaults, **data}
+        completed = {**defaults, **data}
+        if "init_adjacency" not in data and data.get("init_from"):
+            # before --init-adjacency existed, --init-from copied the checkpoint's A
+            completed["init_adjacency"] = "checkpoint"
+        return completed
 
     def replace(self, **changes) -> "TrainConfig":
         """A copy with ``changes`` applied (validated)."""

@@ -138,6 +138,17 @@ class FoldFrames:
         """How many subjects the test frames show (``None``: the lists do not say)."""
         return _subject_count(self.test_part, self.test_positions)
 
+    def curve_positions(self, frames: int) -> np.ndarray:
+        """Positions in ``test_part`` of ``frames`` evenly spaced test frames (all of them
+        when there are fewer): the learning-curve frames (``--curve-frames``)."""
+        return self.test_positions[strided(len(self.test_positions), frames)]
+
+    def curve_set(self, frames: int) -> Optional[Dataset]:
+        """The learning-curve frames as a dataset, ``None`` for ``frames=0`` (no curve)."""
+        if not frames:
+            return None
+        return Subset(self.test_part, self.curve_positions(frames).tolist())
+
     def test_frame_ids(self) -> list[str]:
         """The frame of each test position (:func:`frame_ids`), in test order."""
         ids = frame_ids(self.test_part)

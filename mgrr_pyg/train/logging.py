@@ -46,8 +46,10 @@ def main_process_only(log: Log, is_main: bool) -> Log:
 
 
 class CSVLogger:
-    """Append dict rows to a CSV file; the columns are fixed by the first row (later
-    rows may carry fewer keys, left blank, but no new ones)."""
+    """Append dict rows to a CSV file; the columns are those of the first row. A later row
+    may carry fewer keys (left blank) or new ones: the file is then rewritten, atomically,
+    with the new columns appended to the header and left blank in the earlier rows (a
+    resumed run that turns on ``--curve-frames`` adds its columns this way)."""
 
     def __init__(self, path, fieldnames: Optional[Sequence[str]] = None) -> None:
         self.path = Path(path)
@@ -59,9 +61,9 @@ class CSVLogger:
     def log(self, row: dict) -> None:
         if self.fieldnames is None:
             self.fieldnames = list(row)
-        extra = sorted(set(row) - set(self.fieldnames))
+        extra = [k for k in row if k not in self.fieldnames]
         if extra:
-            raise ValueError(f"{self.path}: columns {extra} are not in the log's header {self.fieldnames}")
+            self._widen(extra)
         new = not self.path.exists() or self.path.stat().st_size == 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", newline="") as handle:
@@ -69,6 +71,18 @@ class CSVLogger:
             if new:
                 writer.writeheader()
             writer.writerow({k: _fmt(row.get(k)) for k in self.fieldnames})
+
+    def _widen(self, columns: Sequence[str]) -> None:
+        """Append ``columns`` to the header, rewriting the rows already written."""
+        rows = self.read()
+        self.fieldnames = self.fieldnames + list(columns)
+        if not rows:
+            return
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.fieldnames, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_save_text(self.path, buffer.getvalue())
 
     def truncate_after(self, key: str, value: float) -> None:
         """Drop rows whose ``key`` column is greater than ``value`` (resume)."""

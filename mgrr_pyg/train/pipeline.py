@@ -62,10 +62,11 @@ def _preset_and_overrides(config: TrainConfig, aus: Sequence[int]) -> tuple[str,
     return preset, overrides
 
 
-def check_model_config(config: TrainConfig, aus: Sequence[int]) -> None:
+def check_model_config(config: TrainConfig, aus: Sequence[int]):
     """Build the run's model on the meta device (no memory, no random draw, a fraction
     of a second) so an unknown preset, a misspelt or invalid ``--set`` override or an
-    unknown layer name is found before any data is generated or prepared."""
+    unknown layer name is found before any data is generated or prepared; returns that
+    meta-device model."""
     import difflib
 
     from mgrr_pyg.model import MGRRConfig, create_model
@@ -82,7 +83,7 @@ def check_model_config(config: TrainConfig, aus: Sequence[int]) -> None:
     preset, overrides = _preset_and_overrides(config, aus)
     try:
         with torch.random.fork_rng(devices=[]), torch.device("meta"):
-            create_model(preset, **overrides)
+            model = create_model(preset, **overrides)
     except (ValueError, TypeError, KeyError) as err:
         given = " ".join(f"--set {k}={v!r}" for k, v in config.model_overrides.items())
         reason = str(err) if isinstance(err, ValueError) else f"a value of the wrong type ({err})"
@@ -91,23 +92,37 @@ def check_model_config(config: TrainConfig, aus: Sequence[int]) -> None:
             + (f" with ablation {config.ablation!r}" if config.ablation else "")
             + (f" and {given}" if given else "") + f": {reason}"
         ) from None
+    return model
 
 
 def check_run(config: TrainConfig, ctx: DistContext, output: Path) -> None:
     """Every check of a run that needs no data (see the module docstring, step 0)."""
-    check_model_config(config, AU_SETS[config.dataset])
+    model = check_model_config(config, AU_SETS[config.dataset])
     if config.amp == "fp16" and ctx.device.type != "cuda":
         raise ValueError("amp: 'fp16' autocast needs a CUDA device; use 'bf16' on CPU or 'none'")
     if config.image_root is not None and not Path(config.image_root).expanduser().is_dir():
         raise FileNotFoundError(f"image_root (--image-root): {config.image_root} is not a folder")
+    if config.branch_from and not (output / "last.pt").exists():
+        from mgrr_pyg.train.checkpoint import load_checkpoint
+        from mgrr_pyg.train.trainer import check_resume_config
+
+        if not Path(config.branch_from).exists():
+            raise FileNotFoundError(f"branch_from (--branch-from): checkpoint {config.branch_from} "
+                                    "does not exist")
+        state = load_checkpoint(config.branch_from, hint="point --branch-from at an end-of-epoch "
+                                "checkpoint of a run of this dataset (<run>/epochs/epoch-NN.pt)")
+        check_resume_config(state, config, config.branch_from, branch=True)
     if config.init_from:
         from mgrr_pyg.train.checkpoint import load_checkpoint
 
         if not Path(config.init_from).exists():
             raise FileNotFoundError(f"init_from (--init-from): checkpoint {config.init_from} "
                                     "does not exist")
-        load_checkpoint(config.init_from, hint="point --init-from at a checkpoint written by "
-                        "mgrr-train (the last.pt or best.pt of a run on the other dataset)")
+        from mgrr_pyg.train.transfer import check_init_from
+
+        state = load_checkpoint(config.init_from, hint="point --init-from at a checkpoint written "
+                                "by mgrr-train (the last.pt or best.pt of a run on the other dataset)")
+        check_init_from(state, list(model.state_dict()), config.init_from)
     check_resumable(config, output)
 
 
@@ -131,6 +146,8 @@ def run_training(config: TrainConfig, callbacks: Sequence[Any] = (), log: Log = 
     log = main_process_only(log, ctx.is_main)
     output = Path(config.output) if config.output else outputs.default_output(config)
     config = config.replace(output=str(output))
+    if config.init_from and "{fold}" in config.init_from:  # one command for the three folds
+        config = config.replace(init_from=config.init_from.replace("{fold}", str(config.fold)))
     check_run(config, ctx, output)  # before any data is generated or prepared
     fold = protocol.fold(config.dataset, config.fold)
     log(protocol.describe_folds(config.dataset))
@@ -163,12 +180,19 @@ def run_training(config: TrainConfig, callbacks: Sequence[Any] = (), log: Log = 
     if config.init_from:
         from mgrr_pyg.train.transfer import init_from_checkpoint
 
-        transfer = init_from_checkpoint(model, config.init_from)
+        transfer = init_from_checkpoint(model, config.init_from, adjacency=config.init_adjacency)
         log(f"initialised from {config.init_from}:\n{transfer.summary()}")
+        source_fold = transfer.source.get("fold")
+        if source_fold is not None and source_fold != config.fold:
+            log(f"note: the checkpoint is of fold {source_fold}, this run is fold {config.fold}; "
+                "docs/reproduce.md starts DISFA fold f from BP4D fold f (the datasets share no "
+                "subject, so any fold is legal)")
 
     metadata = build_metadata(model_aus, config.dataset, config.fold, model_preset=preset,
                               train_prefix=fold.train_prefix, test_prefix=fold.test_prefix)
+    curve_set = frames.curve_set(config.curve_frames)
     trainer = Trainer(model, loss_fn, train_set, config, val_dataset=frames.val_set,
+                      curve_dataset=curve_set,
                       output_dir=output, aus=model_aus, metadata=metadata, model_name=preset,
                       callbacks=callbacks, dist_ctx=ctx, log=log, started=started)
     if ctx.is_main:
@@ -199,6 +223,7 @@ def run_training(config: TrainConfig, callbacks: Sequence[Any] = (), log: Log = 
         "resumed_from": trainer.resumed_from, "segments": trainer.segments,
         "seconds_this_segment": time.perf_counter() - started,
         "transfer": transfer.to_dict() if transfer is not None else None,
+        "intensity_cut": _prepared_cut(root) if config.dataset == "DISFA" else None,
     }
     result = outputs.RunResult(output, config, test_eval.metrics, baselines, test_eval.landmarks,
                                reported, selection, history, trainer.elapsed_seconds,
@@ -206,11 +231,26 @@ def run_training(config: TrainConfig, callbacks: Sequence[Any] = (), log: Log = 
     result.markdown = outputs.results_markdown(result)
     if ctx.is_main:
         outputs.write_outputs(result, output, test_eval, frames.test_frame_ids(), model_aus)
+        if curve_set is not None:
+            from mgrr_pyg.train.curve import curve_from_history, curve_record, write_curve
+
+            curve_labels = frames.test_part.labels.numpy()[frames.curve_positions(config.curve_frames)]
+            write_curve(output, curve_record(curve_from_history(history), train_labels, curve_labels,
+                                             model_aus, config, source="training"))
         log("\n" + result.markdown)
         log(f"written: {output}/{', '.join(outputs.OUTPUT_FILES)}, "
             f"last.pt{', best.pt' if best_epoch is not None else ''}, log.csv")
     barrier(ctx)
     return result
+
+
+def _prepared_cut(root: Path) -> Optional[int]:
+    """The DISFA intensity cut the prepared lists in ``root`` were binarised at (their
+    ``prepare.json``), or None for lists without a manifest."""
+    from mgrr_pyg.data.prepared_lists import PREPARED_MANIFEST
+
+    manifest = Path(root) / PREPARED_MANIFEST
+    return json.loads(manifest.read_text()).get("threshold") if manifest.is_file() else None
 
 
 # Names that lived here before the run was split into data sources, fold frames and

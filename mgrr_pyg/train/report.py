@@ -23,8 +23,13 @@ Kinds:
 - ``folds``: one line per metric (mean over AUs) per fold and their mean.
 - ``fold-tables``: per-AU F1 / accuracy / AUC per fold with a ``Mean`` row, and the best
   label-only baseline per fold (what ``examples/run_folds.py`` writes).
-- ``ablation``: mean F1 per setting and seed, mean and sample std over seeds (what
-  ``examples/run_ablation.py`` writes).
+- ``compare``: one line per run (model, schedule, epochs run, mean F1 / accuracy / AUC,
+  landmark error, the best label-only baseline and the margin over it), then how each run
+  was made: runs of different models or schedules on the same fold side by side.
+- ``ablation``: per setting (Table 6 / 7 order) mean and std over seeds of mean F1 and
+  AUC, F1 per seed, the label-only baseline per seed and the paired bootstrap interval of
+  the F1 difference to the full model, from the ``predictions_test.npz`` beside each
+  results file (what ``examples/run_ablation.py`` writes; :mod:`mgrr_pyg.train.ablation`).
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ import json
 import math
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
 
@@ -62,10 +67,12 @@ class ReportError(ValueError):
 # -- reading results files ----------------------------------------------------------------
 @dataclass(frozen=True)
 class RunRecord:
-    """One ``results.json``: ``name`` is the path as the marker wrote it."""
+    """One ``results.json``: ``name`` is the path as the marker wrote it, ``path`` where
+    it was read (the files beside it, e.g. ``predictions_test.npz``, are found from it)."""
 
     name: str
     data: dict
+    path: Optional[Path] = field(default=None, compare=False)
 
     @property
     def config(self) -> dict:
@@ -111,7 +118,7 @@ def load_run(path: Path, name: Optional[str] = None) -> RunRecord:
     missing = [key for key in _REQUIRED_KEYS if key not in data]
     if missing:
         raise ReportError(f"results file {name}: missing {missing}; is it a run's results.json?")
-    return RunRecord(name, data)
+    return RunRecord(name, data, path)
 
 
 # -- how a run was made -------------------------------------------------------------------
@@ -329,43 +336,41 @@ def render_fold_tables(records: Sequence[RunRecord]) -> str:
                       markdown_table(best, aus), ""] + _how_made(list(folds.values())))
 
 
-_MARK = {True: "✓", False: "–"}
-_SWITCHES = ("use_region_graph", "use_global", "use_channel", "use_pixel")
+def render_compare(records: Sequence[RunRecord]) -> str:
+    """``compare``: one line per run (model, schedule, epochs run), its mean F1 / accuracy /
+    AUC and landmark error on the held-out test frames, the best label-only baseline of the
+    same frames and the F1 margin over it; then how each run was made."""
+    if not records:
+        raise ReportError("kind 'compare': expected one or more results files, found none")
+    header = ["run", "schedule", "epochs run", "test frames", "F1", "accuracy", "AUC",
+              "landmark error", "best label-only F1", "margin (F1)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for record in records:
+        cfg, metrics = record.config, record.metrics
+        best_name, best = record.best_baseline
+        history = record.data.get("history") or []
+        ran = history[-1]["epoch"] if history else record.data.get("reported_epoch", "?")
+        landmarks = record.data.get("landmarks") or {}
+        schedule = f"{describe_optimizer(cfg)}, {describe_scheduler(cfg)}"
+        lines.append("| " + " | ".join([
+            _model_label(record), schedule, f"{ran} of {cfg['epochs']}",
+            _count(record.info.get("test_frames")), f"**{_pct(metrics.f1_mean)}**",
+            _pct(metrics.accuracy_mean), _pct(metrics.auc_mean),
+            f"{_pct(landmarks.get('mean_error'))} %" if landmarks else "n/a",
+            f"{_pct(best.f1_mean)} ({best_name})", f"{100 * (metrics.f1_mean - best.f1_mean):+.1f}",
+        ]) + " |")
+    lines += ["", "How each was made:", ""]
+    for record in records:
+        link = f"[{Path(record.name).name}]({record.name})"
+        lines.append(f"- {link}: {describe_run(record)}")
+    return "\n".join(lines)
 
 
 def render_ablation(records: Sequence[RunRecord]) -> str:
-    """``ablation``: one row per setting (in the files' order), one column per seed."""
-    runs: dict[str, dict[int, RunRecord]] = {}
-    for record in records:
-        setting = record.config.get("ablation") or "none"
-        seed = int(record.config["seed"])
-        if seed in runs.setdefault(setting, {}):
-            raise ReportError(f"kind 'ablation': {runs[setting][seed].name} and {record.name} are both "
-                              f"setting {setting!r}, seed {seed}")
-        runs[setting][seed] = record
-    seeds = sorted({seed for per_seed in runs.values() for seed in per_seed})
-    lines = ["| setting | D_G | O_G | C_G | P_G | K | mean F1 | std | "
-             + " | ".join(f"seed {s}" for s in seeds) + " |",
-             "|---|---|---|---|---|---|---|---|" + "---|" * len(seeds)]
-    for setting, per_seed in runs.items():
-        missing = [s for s in seeds if s not in per_seed]
-        if missing:
-            raise ReportError(f"kind 'ablation': setting {setting!r} has no results file for "
-                              f"seed(s) {missing}")
-        values = np.array([100 * per_seed[s].metrics.f1_mean for s in seeds])
-        std = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
-        overrides = next(iter(per_seed.values())).info.get("overrides") or {}
-        switches = [_MARK.get(overrides.get(key), "?") for key in _SWITCHES]
-        lines.append(f"| {setting} | " + " | ".join(switches) + f" | {overrides.get('num_layers', '?')} | "
-                     f"{values.mean():.1f} | " + ("n/a" if math.isnan(std) else f"{std:.1f}") + " | "
-                     + " | ".join(f"{v:.1f}" for v in values) + " |")
-    first_setting = next(iter(runs.values()))
-    baseline = np.mean([100 * first_setting[s].best_baseline[1].f1_mean for s in seeds])
-    ordered = [per_seed[s] for per_seed in runs.values() for s in seeds]
-    return "\n".join(lines + ["", f"Best label-only baseline on the same test frames: {baseline:.1f} mean F1 "
-                              f"(mean over seeds).", "", "How they were made:", ""]
-                     + [f"- {r.config.get('ablation') or 'none'}, seed {r.config['seed']} "
-                        f"([{Path(r.name).name}]({r.name})): {describe_run(r)}." for r in ordered])
+    """``ablation``: :func:`mgrr_pyg.train.ablation.render_ablation_block`."""
+    from mgrr_pyg.train.ablation import render_ablation_block
+
+    return render_ablation_block(records)
 
 
 RENDERERS: dict[str, Callable[[Sequence[RunRecord]], str]] = {
@@ -373,6 +378,7 @@ RENDERERS: dict[str, Callable[[Sequence[RunRecord]], str]] = {
     "folds": render_folds,
     "fold-tables": render_fold_tables,
     "ablation": render_ablation,
+    "compare": render_compare,
 }
 
 

@@ -32,6 +32,7 @@ carries the run time so far, so the reported time covers every segment of the ru
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import time
 import warnings
@@ -52,7 +53,7 @@ from mgrr_pyg.train.checkpoint import (
     save_checkpoint,
     unwrap_model,
 )
-from mgrr_pyg.train.config import RESUME_FREE_KEYS, TrainConfig
+from mgrr_pyg.train.config import BRANCH_FREE_KEYS, RESUME_FREE_KEYS, TrainConfig
 from mgrr_pyg.train.distributed import (
     DistContext,
     EpochSampler,
@@ -76,6 +77,12 @@ from mgrr_pyg.utils.records import config_differences
 
 LAST = "last.pt"
 BEST = "best.pt"
+EPOCHS_DIR = "epochs"  # --keep-epoch-checkpoints: <output>/epochs/epoch-NN.pt
+
+
+def epoch_checkpoint_name(epoch: int) -> str:
+    """The file name of the kept checkpoint of ``epoch`` (completed epochs, from 1)."""
+    return f"epoch-{int(epoch):02d}.pt"
 
 
 def format_duration(seconds: float) -> str:
@@ -95,7 +102,7 @@ def resume_hint(last: Path) -> str:
             "choose another --output folder")
 
 
-def check_resume_config(state: dict, config: TrainConfig, path) -> None:
+def check_resume_config(state: dict, config: TrainConfig, path, branch: bool = False) -> None:
     """Raise :class:`CheckpointError` listing the training settings that differ between
     the run that wrote ``state`` and ``config`` (up to
     :data:`~mgrr_pyg.train.config.RESUME_FREE_KEYS`). A setting the checkpoint's
@@ -104,7 +111,13 @@ def check_resume_config(state: dict, config: TrainConfig, path) -> None:
     written = state.get("train_config") or {}
     if written:
         written = TrainConfig.complete_dict(written)
-    diffs = config_differences(written, config.to_dict(), ignore=RESUME_FREE_KEYS)
+    diffs = config_differences(written, config.to_dict(),
+                               ignore=BRANCH_FREE_KEYS if branch else RESUME_FREE_KEYS)
+    if diffs and branch:
+        raise CheckpointError(
+            f"{path}: cannot branch from it (--branch-from): a branch may change only the "
+            "learning-rate schedule (--lr, --lr-scheduler, --lr-step, --lr-gamma, --epochs); "
+            "keys that differ (checkpoint != this run):\n  " + "\n  ".join(diffs))
     if diffs:
         raise CheckpointError(
             f"{path}: cannot resume, the checkpoint was written by a run with another "
@@ -219,7 +232,8 @@ class Trainer:
     """
 
     def __init__(self, model: torch.nn.Module, loss_fn, train_dataset, config: TrainConfig, *,
-                 val_dataset=None, output_dir=None, aus: Optional[Sequence[int]] = None,
+                 val_dataset=None, curve_dataset=None, output_dir=None,
+                 aus: Optional[Sequence[int]] = None,
                  metadata: Optional[dict] = None, model_name: Optional[str] = None,
                  callbacks: Sequence[Any] = (), dist_ctx: Optional[DistContext] = None,
                  log: Optional[Callable[[str], None]] = None,
@@ -234,6 +248,7 @@ class Trainer:
         self.pin_memory = self.device.type == "cuda"
         self.train_dataset = train_dataset
         self.val_dataset = val_dataset
+        self.curve_dataset = curve_dataset  # learning-curve frames: looked at, never chosen on
         self.output_dir = Path(output_dir if output_dir is not None else config.output) \
             if (output_dir is not None or config.output) else None
         self.metadata = metadata or {}
@@ -430,6 +445,51 @@ class Trainer:
             self.csv_log.truncate_after("global_step", self.global_step)
             self.epoch_log.truncate_after("epoch", self.epoch)
 
+    def branch(self, path) -> None:
+        """Start this run from another run's end-of-epoch checkpoint (``--branch-from``): its
+        weights, optimiser state (momentum), data order, RNG and epoch count, with this run's
+        learning-rate schedule replayed up to that epoch. A branch at epoch ``e`` is the
+        fresh run of this schedule, bit for bit, when the two schedules agree on the first
+        ``e`` epochs (the momentum buffers hold no lr). The parent's logs up to the branch
+        point are copied into this run's, so its curve starts at epoch 1."""
+        path = Path(path)
+        state = load_checkpoint(path, map_location="cpu", hint=resume_hint(path))
+        if int(state.get("step_in_epoch") or 0):
+            raise CheckpointError(
+                f"{path}: written inside epoch {int(state['epoch']) + 1} (step "
+                f"{state['step_in_epoch']}); --branch-from needs an end-of-epoch checkpoint, "
+                f"e.g. <run>/epochs/epoch-NN.pt of a run with --keep-epoch-checkpoints")
+        check_resume_config(state, self.config, path, branch=True)
+        restore_training_state(state, self.model, self.optimizer, None, self.scaler, path=path)
+        for group in self.optimizer.param_groups:  # this run's schedule, replayed
+            group["lr"] = group["initial_lr"] = self.config.lr
+        self.scheduler = self._setup_lr_scheduler()
+        self.epoch = int(state["epoch"])
+        for _ in range(self.epoch):
+            self.scheduler.step()
+        self.step_in_epoch = 0
+        self.global_step = int(state["global_step"])
+        self.history = list(state.get("history") or [])
+        if self.history:  # the lr after the branch epoch is this run's
+            self.history[-1] = {**self.history[-1], "lr": self.optimizer.param_groups[0]["lr"]}
+        self.best = state.get("best")
+        timing = state.get("timing") or {}
+        self.seconds_before = float(timing.get("seconds") or 0.0)
+        self.segments = int(timing.get("segments") or 1) + 1
+        self.resumed_from = f"{path} (branch)"
+        parent = path.parent.parent if path.parent.name == EPOCHS_DIR else path.parent
+        if self.csv_log is not None:
+            self.csv_log.truncate_after("global_step", 0)  # rows of a killed earlier attempt
+            self.epoch_log.truncate_after("epoch", 0)
+            for mine, name, key, upto in ((self.csv_log, "log.csv", "global_step", self.global_step),
+                                          (self.epoch_log, "epochs.csv", "epoch", self.epoch)):
+                rows = [r for r in CSVLogger(parent / name).read()
+                        if r.get(key) not in (None, "") and float(r[key]) <= upto]
+                if name == "epochs.csv" and rows:
+                    rows[-1]["lr"] = self.history[-1]["lr"] if self.history else rows[-1].get("lr")
+                for row in rows:
+                    mine.log(row)
+
     def maybe_resume(self) -> bool:
         """Resume from ``<output>/last.pt`` if it exists (``--resume`` or automatic);
         ``--overwrite`` ignores it. Returns whether a checkpoint was loaded."""
@@ -454,6 +514,13 @@ class Trainer:
                 raise FileNotFoundError(
                     f"resume: no checkpoint {last} to resume from; run without --resume to start"
                 )
+            if self.config.branch_from:
+                self.branch(self.config.branch_from)
+                self.log(f"branched from {self.config.branch_from} at the end of epoch "
+                         f"{self.epoch} (global step {self.global_step}); lr "
+                         f"{self.optimizer.param_groups[0]['lr']:.3g} from here "
+                         f"({self.config.lr_scheduler} schedule of this run)")
+                return True
             return False
         self.resume(last)
         self.log(self.resume_message())
@@ -610,6 +677,8 @@ class Trainer:
                               for name in list_selection_metrics()}
                     record.update({f"val_{name}": score for name, score in scores.items()})
                     improved = self._choose_best(scores)
+                if self.curve_dataset is not None:
+                    record.update(self.curve_point())
                 self.history.append(record)
                 if self.epoch_log is not None:
                     self.epoch_log.log(record)
@@ -617,8 +686,11 @@ class Trainer:
                     self.tb.log(record, self.epoch, "epoch/")
                 if self.last_path is not None:
                     self.save(self.last_path)
-                    if improved and self.ctx.is_main:
-                        shutil.copyfile(self.last_path, self.best_path)
+                    if self.ctx.is_main:
+                        if improved:
+                            shutil.copyfile(self.last_path, self.best_path)
+                        if cfg.keep_epoch_checkpoints:
+                            self._keep_epoch_checkpoint()
                     barrier(self.ctx)
                 self._call("on_epoch_end", self.epoch)
         finally:
@@ -626,6 +698,35 @@ class Trainer:
                 self.tb.close()
                 self.tb = None
         return self.history
+
+    def curve_point(self) -> dict:
+        """The epoch's point of the learning curve: the metrics on ``curve_dataset`` (the
+        ``config.curve_frames`` evenly spaced test frames) as ``curve_<metric>`` columns.
+        Evaluated under a forked RNG (the evaluation loader draws its seed from the global
+        generator), so a run with a curve trains bit for bit as one without."""
+        with torch.random.fork_rng(devices=[]):
+            ev = self.evaluate(self.curve_dataset, desc="curve")
+        point = {"curve_f1": ev.metrics.f1_mean, "curve_accuracy": ev.metrics.accuracy_mean,
+                 "curve_auc": ev.metrics.auc_mean}
+        if ev.landmarks is not None:
+            point["curve_landmark_error"] = ev.landmarks["mean_error"]
+        return point
+
+    def _keep_epoch_checkpoint(self) -> Path:
+        """A copy of the end-of-epoch ``last.pt`` (and its digest) as
+        ``<output>/epochs/epoch-NN.pt`` (``config.keep_epoch_checkpoints``), written through
+        a temporary name so an interrupted copy never leaves a truncated epoch file."""
+        folder = self.output_dir / EPOCHS_DIR
+        folder.mkdir(exist_ok=True)
+        target = folder / epoch_checkpoint_name(self.epoch)
+        for source, dest in ((self.last_path, target),
+                             (self.last_path.with_name(self.last_path.name + ".sha256"),
+                              target.with_name(target.name + ".sha256"))):
+            if source.exists():
+                partial = dest.with_name(dest.name + ".partial")
+                shutil.copyfile(source, partial)
+                os.replace(partial, dest)
+        return target
 
     def _choose_best(self, scores: dict) -> bool:
         """Whether this epoch's validation ``scores`` beat the best epoch so far on
@@ -708,5 +809,5 @@ class Trainer:
                           arrays.get("landmarks_true"), arrays.get("interocular"), metrics, lm)
 
 
-__all__ = ["BEST", "LAST", "EvalOutput", "Trainer", "check_resumable", "format_duration", "resume_hint",
+__all__ = ["BEST", "EPOCHS_DIR", "LAST", "EvalOutput", "epoch_checkpoint_name", "Trainer", "check_resumable", "format_duration", "resume_hint",
            "seed_everything", "set_dataset_epoch"]

@@ -2,11 +2,13 @@
 from files."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from mgrr_pyg.plots.cli import main, read_f1_rows
+from mgrr_pyg.plots.cli import COMMANDS, main, read_f1_rows
 from mgrr_pyg.plots.faces import plot_face_predictions, plot_prediction_sequence
 from mgrr_pyg.predict.columns import face_row, empty_row, table, thresholds_for
 
@@ -87,6 +89,18 @@ def is_png(path) -> tuple[int, int]:
         return image.size
 
 
+def _curve_run(run):
+    """A run folder as a --curve-frames run leaves it: epochs.csv and curve.json."""
+    run.mkdir()
+    (run / "epochs.csv").write_text("epoch,train_au,lr,curve_f1,curve_auc\n"
+                                    "1,0.6,0.01,0.3,0.6\n2,0.5,0.01,0.4,0.7\n")
+    (run / "curve.json").write_text(json.dumps({
+        "frames": 12, "points": [{"epoch": 1, "curve_f1": 0.3, "curve_auc": 0.6},
+                                 {"epoch": 2, "curve_f1": 0.4, "curve_auc": 0.7}],
+        "best_baseline": {"name": "all positive", "f1": 0.35, "auc": 0.5}}))
+    return run
+
+
 def test_every_subcommand_writes_a_png(predictions_csv, two_face_video, checkpoint, astronaut,
                                        tmp_path):
     Image.fromarray(astronaut).save(tmp_path / "a.png")
@@ -103,7 +117,10 @@ def test_every_subcommand_writes_a_png(predictions_csv, two_face_video, checkpoi
         "adjacency": ["adjacency", "--checkpoint", str(checkpoint)],
         "boxplot": ["boxplot", str(tmp_path / "fold1" / "results.csv"),
                     str(tmp_path / "fold2" / "results.csv")],
+        "curve": ["curve", str(_curve_run(tmp_path / "run"))],
     }
+    # adjacency-truth needs a run on a synthetic set: tests/plots/test_adjacency_truth.py
+    assert set(commands) | {"adjacency-truth"} == set(COMMANDS)
     for name, argv in commands.items():
         out = tmp_path / f"{name}.png"
         assert main(argv + ["-o", str(out)]) == 0, name

@@ -128,27 +128,6 @@ def test_fold_summary_means_are_the_means_over_folds(tmp_path):
         render_block("folds", ["fold1.json", "fold1.json"], tmp_path)
 
 
-def test_ablation_rows_per_setting_with_seed_columns(tmp_path):
-    names = []
-    settings = (("setting1", (False, False, False, False, 2)), ("k1", (True, True, True, True, 1)))
-    for setting, switches in settings:
-        for seed in (0, 1):
-            result = fake_result(draw=seed + 10 * len(names), preset="tiny", ablation=setting, seed=seed)
-            result.info["overrides"] = dict(zip(("use_region_graph", "use_global", "use_channel", "use_pixel",
-                                                 "num_layers"), switches))
-            names.append(f"{setting}-{seed}.json")
-            write(tmp_path / names[-1], result)
-    block = render_block("ablation", names, tmp_path)
-    first = cells(block, "| setting1 |")
-    values = [100 * np.mean(json.loads((tmp_path / n).read_text())["metrics"]["f1"]) for n in names[:2]]
-    assert first[1:6] == ["–", "–", "–", "–", "2"]
-    assert first[6:8] == [f"{np.mean(values):.1f}", f"{np.std(values, ddof=1):.1f}"]
-    assert first[8:] == [f"{v:.1f}" for v in values]
-    assert cells(block, "| k1 |")[1:6] == ["✓", "✓", "✓", "✓", "1"]
-    with pytest.raises(ReportError, match="setting 'k1' has no results file for seed"):
-        render_block("ablation", names[:3], tmp_path)
-
-
 def test_bad_markers_and_files_are_errors_naming_the_place(tmp_path):
     page = tmp_path / "page.md"
     with pytest.raises(ReportError, match=r"page.md, line 3: .*missing.json .*does not exist"):
@@ -254,3 +233,24 @@ def test_a_real_runs_results_json_and_markdown_say_what_ran(tiny_run):
     markdown = (tiny_run / "results.md").read_text()
     assert "- Schedule: AdamW lr 0.001" in markdown and "Nesterov" not in markdown
     assert "intra-op thread" in markdown and "torch " + torch.__version__ in markdown
+
+
+def test_compare_puts_runs_side_by_side_with_their_margins(tmp_path):
+    a = fake_result(draw=1, preset="mgrr_bp4d", epochs=15)
+    b = fake_result(draw=2, preset="mgrr_bp4d_literal", epochs=15, lr_gamma=1.0)
+    a.history = [{"epoch": e} for e in range(1, 16)]
+    b.history = [{"epoch": e} for e in range(1, 10)]  # stopped after 9 of 15 epochs
+    write(tmp_path / "a.json", a)
+    write(tmp_path / "b.json", b)
+    block = render_block("compare", ["a.json", "b.json"], tmp_path)
+    row_a = cells(block, "| MGRR-Net (`mgrr_bp4d`)")
+    row_b = cells(block, "| MGRR-Net (`mgrr_bp4d_literal`)")
+    assert row_a[2] == "15 of 15" and row_b[2] == "9 of 15"
+    for result, row in ((a, row_a), (b, row_b)):
+        best = max(result.baselines.values(), key=lambda m: np.nanmean(m.f1))
+        f1, base = 100 * np.nanmean(result.metrics.f1), 100 * np.nanmean(best.f1)
+        assert row[4] == f"{f1:.1f}"
+        assert row[6] == f"{100 * np.nanmean(result.metrics.auc):.1f}"
+        assert row[8].startswith(f"{base:.1f} (")
+        assert float(row[9]) == pytest.approx(f1 - base, abs=0.051)
+    assert "x0.5 every 2 epochs" in row_a[1] and "x0.5" not in row_b[1]
