@@ -26,6 +26,8 @@ Kinds:
 - ``compare``: one line per run (model, schedule, epochs run, mean F1 / accuracy / AUC,
   landmark error, the best label-only baseline and the margin over it), then how each run
   was made: runs of different models or schedules on the same fold side by side.
+- ``curves``: from ``curve.json`` files (:mod:`mgrr_pyg.train.curve`), not results files:
+  the held-out mean F1 and AUC after every epoch per run, and the label-only baseline.
 - ``ablation``: per setting (Table 6 / 7 order) mean and std over seeds of mean F1 and
   AUC, F1 per seed, the label-only baseline per seed and the paired bootstrap interval of
   the F1 difference to the full model, from the ``predictions_test.npz`` beside each
@@ -366,6 +368,51 @@ def render_compare(records: Sequence[RunRecord]) -> str:
     return "\n".join(lines)
 
 
+def load_curve_file(path: Path, name: str) -> dict:
+    """Read a ``curve.json`` (:mod:`mgrr_pyg.train.curve`); errors name the file."""
+    from mgrr_pyg.train.curve import CURVE_FORMAT
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReportError(f"curve file {name} ({path}) does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ReportError(f"curve file {name}: not readable as JSON ({err})") from None
+    if not isinstance(data, dict) or data.get("format") != CURVE_FORMAT:
+        raise ReportError(f"curve file {name}: expected format {CURVE_FORMAT!r}, found "
+                          f"{data.get('format') if isinstance(data, dict) else type(data).__name__!r}")
+    return data
+
+
+def render_curves(curves: Sequence[tuple[str, dict]]) -> str:
+    """``curves``: held-out mean F1 and AUC after every epoch, one column pair per
+    ``curve.json`` (named by its file name), the label-only baseline of the same frames
+    last. Epochs a run has not reached are left blank."""
+    if not curves:
+        raise ReportError("kind 'curves': expected one or more curve files, found none")
+    names = [Path(name).name.removesuffix(".json").removesuffix(".curve") for name, _ in curves]
+    epochs = sorted({p["epoch"] for _, c in curves for p in c["points"]})
+    header = ["epoch"] + [f"{n} {m}" for n in names for m in ("F1", "AUC")]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    by_epoch = [{p["epoch"]: p for p in c["points"]} for _, c in curves]
+    for epoch in epochs:
+        row = [str(epoch)]
+        for points in by_epoch:
+            point = points.get(epoch, {})
+            row += [_pct(point.get("curve_f1")) if point else "", _pct(point.get("curve_auc")) if point else ""]
+        lines.append("| " + " | ".join(row) + " |")
+    base = ["label-only baseline"]
+    for _, c in curves:
+        b = c.get("best_baseline") or {}
+        base += [_pct(b.get("f1")), _pct(b.get("auc"))]
+    lines.append("| " + " | ".join(base) + " |")
+    notes = [f"- {name}: {c['dataset']} fold {c['fold']}, `{c['preset']}`, {c['frames']} evenly "
+             f"spaced test frames, baseline: {(c.get('best_baseline') or {}).get('name', '?')}, "
+             f"from {'the kept epoch checkpoints' if c.get('source') == 'checkpoints' else 'training'}"
+             for (name, c) in curves]
+    return "\n".join(lines + [""] + notes)
+
+
 def render_ablation(records: Sequence[RunRecord]) -> str:
     """``ablation``: :func:`mgrr_pyg.train.ablation.render_ablation_block`."""
     from mgrr_pyg.train.ablation import render_ablation_block
@@ -379,6 +426,7 @@ RENDERERS: dict[str, Callable[[Sequence[RunRecord]], str]] = {
     "fold-tables": render_fold_tables,
     "ablation": render_ablation,
     "compare": render_compare,
+    "curves": render_curves,  # takes curve.json files (see _generate)
 }
 
 
@@ -400,6 +448,9 @@ def _generate(kind: str, files: Sequence[str], base: Path, where: str) -> str:
     if kind not in RENDERERS:
         raise ReportError(f"{where}: unknown table kind {kind!r}; expected one of {sorted(RENDERERS)}")
     try:
+        if kind == "curves":  # curve.json files, not results.json
+            return GENERATED_NOTE + "\n" + render_curves(
+                [(name, load_curve_file(base / name, name)) for name in files])
         records = [load_run(base / name, name) for name in files]
         return GENERATED_NOTE + "\n" + RENDERERS[kind](records)
     except ReportError as err:

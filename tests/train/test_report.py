@@ -254,3 +254,26 @@ def test_compare_puts_runs_side_by_side_with_their_margins(tmp_path):
         assert row[8].startswith(f"{base:.1f} (")
         assert float(row[9]) == pytest.approx(f1 - base, abs=0.051)
     assert "x0.5 every 2 epochs" in row_a[1] and "x0.5" not in row_b[1]
+
+
+def test_curves_table_lines_up_epochs_and_leaves_unreached_ones_blank(tmp_path):
+    from mgrr_pyg.train.curve import CURVE_FORMAT
+
+    def curve(points, f1, auc):
+        return {"format": CURVE_FORMAT, "source": "checkpoints", "frames": 300, "dataset": "BP4D",
+                "fold": 1, "preset": "mgrr_bp4d", "points": points,
+                "best_baseline": {"name": "all positive", "f1": f1, "accuracy": 0.3, "auc": auc}}
+
+    (tmp_path / "a.curve.json").write_text(json.dumps(curve(
+        [{"epoch": 1, "curve_f1": 0.233, "curve_auc": 0.5415}, {"epoch": 2, "curve_f1": 0.31, "curve_auc": 0.6}],
+        0.4813, 0.5)))
+    (tmp_path / "b.curve.json").write_text(json.dumps(curve(
+        [{"epoch": 1, "curve_f1": 0.1, "curve_auc": 0.52}], 0.4813, 0.5)))
+    block = render_block("curves", ["a.curve.json", "b.curve.json"], tmp_path)
+    assert cells(block, "| epoch") == ["epoch", "a F1", "a AUC", "b F1", "b AUC"]
+    assert cells(block, "| 1 |") == ["1", "23.3", "54.1", "10.0", "52.0"]
+    assert cells(block, "| 2 |") == ["2", "31.0", "60.0", "", ""]
+    assert cells(block, "| label-only") == ["label-only baseline", "48.1", "50.0", "48.1", "50.0"]
+    (tmp_path / "bad.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(ReportError, match="bad.json: expected format"):
+        render_block("curves", ["bad.json"], tmp_path)
