@@ -355,7 +355,8 @@ def render_compare(records: Sequence[RunRecord]) -> str:
         landmarks = record.data.get("landmarks") or {}
         schedule = f"{describe_optimizer(cfg)}, {describe_scheduler(cfg)}"
         lines.append("| " + " | ".join([
-            _model_label(record), schedule, f"{ran} of {cfg['epochs']}",
+            f"{_model_label(record)}, {cfg['dataset']} fold {cfg['fold']}", schedule,
+            f"{ran} of {cfg['epochs']}",
             _count(record.info.get("test_frames")), f"**{_pct(metrics.f1_mean)}**",
             _pct(metrics.accuracy_mean), _pct(metrics.auc_mean),
             f"{_pct(landmarks.get('mean_error'))} %" if landmarks else "n/a",
