@@ -52,6 +52,7 @@ import pytest
 import torch
 
 import mgrr_pyg
+from roofline import threads
 from mgrr_pyg.graphs import graph_structure
 from mgrr_pyg.layers import GatedFusion, MultiHeadGraphAttention, RegionGraphConv
 
@@ -67,12 +68,8 @@ def _bench_threads():
     if THREADS <= 0:
         yield
         return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    try:
+    with threads(THREADS):
         yield
-    finally:
-        torch.set_num_threads(previous)
 
 if SMALL:
     GRAPHS = {"channel": dict(nodes=8, features=16, side=4),  # 4 x 4 map, 8 channels

@@ -3,12 +3,11 @@ every epoch, with the best label-only baseline of the same frames (matplotlib, A
 from __future__ import annotations
 
 import csv
-import io
 import json
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-from mgrr_pyg.utils.io import atomic_save_bytes
+from .cam import _finish
 
 
 def _history(run: Path) -> list[dict]:
@@ -107,13 +106,7 @@ def plot_curve(runs: Union[str, Path, Sequence[Union[str, Path]]], path: Optiona
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    if path is None:
-        return fig
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight", pad_inches=0.1)
-    path = Path(path)
-    atomic_save_bytes(path, buffer.getvalue())
-    return path
+    return _finish(fig, path, tight=True)
 
 
 __all__ = ["load_curve", "plot_curve"]

@@ -369,8 +369,9 @@ def render_compare(records: Sequence[RunRecord]) -> str:
     return "\n".join(lines)
 
 
-def load_curve_file(path: Path, name: str) -> dict:
-    """Read a ``curve.json`` (:mod:`mgrr_pyg.train.curve`); errors name the file."""
+def load_curve_file(path: Path, name: str) -> tuple[str, dict]:
+    """Read a ``curve.json`` (:mod:`mgrr_pyg.train.curve`) as ``(name, data)``; errors name
+    the file."""
     from mgrr_pyg.train.curve import CURVE_FORMAT
 
     try:
@@ -382,7 +383,7 @@ def load_curve_file(path: Path, name: str) -> dict:
     if not isinstance(data, dict) or data.get("format") != CURVE_FORMAT:
         raise ReportError(f"curve file {name}: expected format {CURVE_FORMAT!r}, found "
                           f"{data.get('format') if isinstance(data, dict) else type(data).__name__!r}")
-    return data
+    return name, data
 
 
 def render_curves(curves: Sequence[tuple[str, dict]]) -> str:
@@ -427,8 +428,10 @@ RENDERERS: dict[str, Callable[[Sequence[RunRecord]], str]] = {
     "fold-tables": render_fold_tables,
     "ablation": render_ablation,
     "compare": render_compare,
-    "curves": render_curves,  # takes curve.json files (see _generate)
+    "curves": render_curves,
 }
+#: How a kind reads each file it names (default: :func:`load_run`, a ``results.json``).
+LOADERS: dict[str, Callable[[Path, str], object]] = {"curves": load_curve_file}
 
 
 def marker(kind: str, files: Sequence[str]) -> str:
@@ -449,10 +452,7 @@ def _generate(kind: str, files: Sequence[str], base: Path, where: str) -> str:
     if kind not in RENDERERS:
         raise ReportError(f"{where}: unknown table kind {kind!r}; expected one of {sorted(RENDERERS)}")
     try:
-        if kind == "curves":  # curve.json files, not results.json
-            return GENERATED_NOTE + "\n" + render_curves(
-                [(name, load_curve_file(base / name, name)) for name in files])
-        records = [load_run(base / name, name) for name in files]
+        records = [LOADERS.get(kind, load_run)(base / name, name) for name in files]
         return GENERATED_NOTE + "\n" + RENDERERS[kind](records)
     except ReportError as err:
         raise ReportError(f"{where}: {err}") from None
