@@ -465,8 +465,12 @@ class Trainer:
             group["lr"] = group["initial_lr"] = self.config.lr
         self.scheduler = self._setup_lr_scheduler()
         self.epoch = int(state["epoch"])
-        for _ in range(self.epoch):
-            self.scheduler.step()
+        with warnings.catch_warnings():
+            # replaying the schedule before this run's first optimiser step is the point
+            # here; torch would warn that the first lr of the schedule gets skipped
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+            for _ in range(self.epoch):
+                self.scheduler.step()
         self.step_in_epoch = 0
         self.global_step = int(state["global_step"])
         self.history = list(state.get("history") or [])

@@ -4,6 +4,7 @@ the epochs before the branch (the paper-schedule study forks its step-matched ru
 epoch-literal ones this way), and a branch that would change anything else is refused."""
 import csv
 import json
+import warnings
 
 import pytest
 
@@ -30,13 +31,20 @@ def runs(tmp_path_factory):
     # a constant lr from the start, 4 epochs
     main(BASE + cache + ["--epochs", "4", "--lr-gamma", "1", "--output", str(root / "fresh")])
     # the same, forked off the parent after its epoch 2
-    main(BASE + cache + ["--epochs", "4", "--lr-gamma", "1", "--output", str(root / "branch"),
-                         "--branch-from", str(root / "parent" / "epochs" / "epoch-02.pt")])
-    return root, cache
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        main(BASE + cache + ["--epochs", "4", "--lr-gamma", "1", "--output", str(root / "branch"),
+                             "--branch-from", str(root / "parent" / "epochs" / "epoch-02.pt")])
+    return root, cache, [str(w.message) for w in caught]
+
+
+def test_a_branch_replays_its_schedule_without_torch_warning_of_a_skipped_lr(runs):
+    *_, caught = runs
+    assert not [m for m in caught if "lr_scheduler.step()" in m], caught
 
 
 def test_a_branch_trains_as_the_fresh_run_of_its_schedule(runs):
-    root, _ = runs
+    root, *_ = runs
     losses = ("epoch", "global_step", "loss_total", "loss_au", "loss_integrated", "loss_align", "lr")
     fresh = [[r[k] for k in losses] for r in _rows(root / "fresh" / "log.csv")]
     branch = [[r[k] for k in losses] for r in _rows(root / "branch" / "log.csv")]
@@ -53,7 +61,7 @@ def test_a_branch_trains_as_the_fresh_run_of_its_schedule(runs):
 
 def test_the_parent_schedule_would_have_trained_otherwise(runs):
     """The check above can fail: the parent's own schedule goes on at half the lr."""
-    root, cache = runs
+    root, cache, _ = runs
     main(BASE + cache + ["--epochs", "4", "--lr-gamma", "0.5", "--output", str(root / "halved")])
     halved = [r["loss_total"] for r in _rows(root / "halved" / "log.csv")]
     fresh = [r["loss_total"] for r in _rows(root / "fresh" / "log.csv")]
@@ -62,7 +70,7 @@ def test_the_parent_schedule_would_have_trained_otherwise(runs):
 
 
 def test_a_branch_that_changes_more_than_the_schedule_is_refused(runs, tmp_path, capsys):
-    root, cache = runs
+    root, cache, _ = runs
     with pytest.raises(SystemExit):
         main(BASE + cache + ["--epochs", "4", "--seed", "3", "--output", str(tmp_path / "b"),
                              "--branch-from", str(root / "parent" / "epochs" / "epoch-02.pt")])
@@ -80,7 +88,7 @@ def test_a_mid_epoch_checkpoint_is_refused(runs, tmp_path):
 
     from .toys import ToyDataset, ToyModel, toy_loss
 
-    root, _ = runs
+    root, *_ = runs
     state = torch.load(root / "parent" / "last.pt", weights_only=True)
     state["step_in_epoch"] = 1
     torch.save(state, tmp_path / "mid.pt")
