@@ -72,7 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=_threshold, default=0.5,
                         help="occurrence threshold for the AUxx_c columns: one probability, or "
                              "AU=value pairs such as AU12=0.4,AU4=0.6 (default: 0.5)")
-    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (eager backend)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
+                        help="eager backend: auto (default) takes bf16 autocast on CUDA and on "
+                             "CPUs with native bf16, fp32 elsewhere (bf16 is slower there); "
+                             "fp32 / bf16 force one; the exported backends run fp32")
+    parser.add_argument("--bf16", action="store_true", help="the same as --precision bf16")
     parser.add_argument("--recursive", action="store_true", help="descend into subfolders")
     parser.add_argument("--skip-bad", action="store_true",
                         help="report and skip unreadable files given by name too (folder entries "
@@ -107,11 +111,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .detector import Detector
     from .weights import DigestError
 
+    if args.bf16 and args.precision not in (None, "bf16"):
+        parser.error(f"--bf16 and --precision {args.precision} disagree; give one")
+    precision = "bf16" if args.bf16 else (args.precision or "auto")
+
     started = time.perf_counter()
     try:
         detector = Detector.from_checkpoint(
             args.checkpoint, device=args.device, backend=args.backend, batch_size=args.batch_size,
-            bf16=args.bf16, require_digest=args.require_digest, faces=args.faces,
+            precision=precision, require_digest=args.require_digest, faces=args.faces,
             landmarks=args.landmarks, threshold=args.threshold, refine_steps=args.refine_steps)
     except (FileNotFoundError, CheckpointError, DigestError, ValueError, ImportError) as err:
         parser.exit(2, f"mgrr-predict: error: {err}\n")

@@ -54,6 +54,26 @@ LANDMARK_METHODS = ("model", "template", "finder")
 MAX_PENDING_FRAMES = 256
 
 
+def _checked_precision(precision, bf16, backend: str) -> str:
+    """``precision`` after the older ``bf16`` switch, checked against the backend."""
+    from mgrr_pyg.model.inference import PRECISIONS
+
+    if bf16 is not None:
+        if not isinstance(bf16, bool):
+            raise ValueError(f"bf16: expected True, False or None, found {bf16!r}")
+        wanted = "bf16" if bf16 else "fp32"
+        if precision not in ("auto", wanted):
+            raise ValueError(f"bf16={bf16} and precision={precision!r} disagree; give one")
+        precision = wanted
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: expected one of {PRECISIONS}, found {precision!r}")
+    if precision == "bf16" and backend != "eager":
+        raise ValueError(f"precision: bf16 runs on the eager backend only; the {backend} "
+                         f"backend runs the exported fp32 graph (use precision 'fp32' or "
+                         f"'auto', or --backend eager)")
+    return precision
+
+
 @dataclass
 class _FaceJob:
     face: Face
@@ -119,7 +139,8 @@ class Detector:
     # -- construction -------------------------------------------------------------------
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str = "cpu", backend: str = "eager",
-                        batch_size: int = 32, bf16: bool = False,
+                        batch_size: int = 32, precision: str = "auto",
+                        bf16: Optional[bool] = None,
                         channels_last: bool = True, require_digest: bool = False,
                         **options) -> "Detector":
         """A detector from a checkpoint written by ``mgrr-train`` (its SHA-256 checked
@@ -131,7 +152,13 @@ class Detector:
             backend (str): ``"eager"``, ``"torchscript"`` or ``"onnx"``; for a checkpoint
                 the last two export it in memory first (at ``batch_size``).
             batch_size (int): Faces per model call (an exported file has its own).
-            bf16 (bool): bfloat16 autocast (eager backend).
+            precision (str): ``"auto"`` (default): the fast path's precision for the
+                device (:func:`~mgrr_pyg.model.inference.default_precision`: bf16 autocast
+                on CUDA and on CPUs with native bf16, fp32 elsewhere); ``"fp32"`` or
+                ``"bf16"`` force one. bf16 runs on the eager backend only; the exported
+                backends run fp32 (``"auto"`` gives fp32 there).
+            bf16 (bool or None): the older switch: True is ``precision="bf16"``, False
+                ``precision="fp32"``; None (default) leaves ``precision`` as given.
             channels_last (bool): NHWC (eager backend), see
                 :func:`~mgrr_pyg.model.inference.prepare_for_inference`.
             require_digest (bool): Refuse a checkpoint without a digest file.
@@ -144,6 +171,7 @@ class Detector:
 
         if backend not in BACKENDS:
             raise ValueError(f"backend: expected one of {BACKENDS}, found {backend!r}")
+        precision = _checked_precision(precision, bf16, backend)
         path = Path(path)
         if not path.is_file():
             what = "is a folder" if path.is_dir() else "does not exist"
@@ -165,7 +193,8 @@ class Detector:
         del state  # the optimiser state may be large; the model is rebuilt from the file
         model = model_from_checkpoint(path)
         if backend == "eager":
-            runner = EagerBackend(model, device, bf16=bf16, channels_last=channels_last)
+            runner = EagerBackend(model, device, channels_last=channels_last,
+                                  bf16={"auto": None, "fp32": False, "bf16": True}[precision])
         elif backend == "torchscript":
             from .export import export_torchscript
 
@@ -176,6 +205,7 @@ class Detector:
 
             data, _ = export_onnx(model, None, batch_size, sha256)
             runner = OnnxBackend(data, batch_size, device)
+        meta["precision"] = getattr(runner, "precision", "fp32")
         return cls(runner, model.config.aus, batch_size=batch_size, metadata=meta, **options)
 
     # -- prediction ---------------------------------------------------------------------
@@ -308,8 +338,9 @@ class Detector:
         return table(rows, self.aus)
 
     def __repr__(self) -> str:
+        precision = getattr(self.backend, "precision", "fp32")
         return (f"{type(self).__name__}(AUs {list(self.aus)}, backend={self.backend.name}, "
-                f"faces={self.faces!r}, landmarks={self.landmark_method!r}, "
+                f"precision={precision}, faces={self.faces!r}, landmarks={self.landmark_method!r}, "
                 f"batch_size={self.batch_size})")
 
 

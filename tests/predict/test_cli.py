@@ -46,3 +46,21 @@ def test_write_digest_and_missing_arguments(checkpoint, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["x.png"])
     assert "missing --checkpoint, --output" in capsys.readouterr().err
+
+
+def test_precision_flags(checkpoint, tmp_path, capsys):
+    image = tmp_path / "face.png"
+    Image.fromarray(render_face("F002", size=176)[0]).save(image)
+    out = tmp_path / "out.csv"
+    with pytest.raises(SystemExit):
+        main([str(image), "--checkpoint", str(checkpoint), "-o", str(out), "--bf16",
+              "--precision", "fp32"])
+    assert "--bf16 and --precision fp32 disagree" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([str(image), "--checkpoint", str(checkpoint), "-o", str(out), "--backend",
+              "torchscript", "--precision", "bf16"])
+    assert "bf16 runs on the eager backend only" in capsys.readouterr().err
+    assert not out.exists()
+    assert main([str(image), "--checkpoint", str(checkpoint), "-o", str(out), "--precision",
+                 "fp32", "--landmarks", "template"]) == 0
+    assert "backend=eager, precision=fp32" in capsys.readouterr().err

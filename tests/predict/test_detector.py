@@ -184,3 +184,37 @@ def test_training_after_predicting_in_the_same_process(detector_factory):
     optimiser.step()
     changed = sum(not torch.equal(a, p) for a, p in zip(before, model.parameters()))
     assert changed > 0.5 * len(before)
+
+
+def test_the_precision_follows_the_device_unless_one_is_asked_for(monkeypatch, checkpoint):
+    """``Detector.from_checkpoint`` takes the fast path's per-device precision by default
+    (on a device with native bf16: bf16; elsewhere fp32), as ``prepare_for_inference``
+    does; ``precision=`` / the older ``bf16=`` force one. The device with native bf16 is
+    played here by a CPU that says it has it (the same branch as a CUDA device)."""
+    import mgrr_pyg.model.inference as fast_path
+    from mgrr_pyg.predict import Detector
+
+    monkeypatch.setattr(fast_path, "cpu_has_fast_bf16", lambda: False)
+    plain = Detector.from_checkpoint(checkpoint)
+    assert plain.backend.precision == "fp32" and plain.metadata["precision"] == "fp32"
+    monkeypatch.setattr(fast_path, "cpu_has_fast_bf16", lambda: True)
+    native = Detector.from_checkpoint(checkpoint)
+    assert native.backend.precision == "bf16" and native.metadata["precision"] == "bf16"
+    assert "precision=bf16" in repr(native)
+    assert Detector.from_checkpoint(checkpoint, precision="fp32").backend.precision == "fp32"
+    assert Detector.from_checkpoint(checkpoint, bf16=False).backend.precision == "fp32"
+    monkeypatch.setattr(fast_path, "cpu_has_fast_bf16", lambda: False)
+    assert Detector.from_checkpoint(checkpoint, bf16=True).backend.precision == "bf16"
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"precision": "fp16"}, r"precision: expected one of \('auto', 'fp32', 'bf16'\), found 'fp16'"),
+    ({"precision": "fp32", "bf16": True}, "bf16=True and precision='fp32' disagree"),
+    ({"bf16": "yes"}, "bf16: expected True, False or None, found 'yes'"),
+    ({"precision": "bf16", "backend": "torchscript"}, "bf16 runs on the eager backend only; the torchscript"),
+])
+def test_a_precision_that_cannot_run_is_refused_before_anything_loads(checkpoint, options, message):
+    from mgrr_pyg.predict import Detector
+
+    with pytest.raises(ValueError, match=message):
+        Detector.from_checkpoint(checkpoint, **options)
