@@ -76,7 +76,7 @@ def _gradients(trainer, sample):
     model = trainer.model
     model.zero_grad(set_to_none=True)
     out = model(sample["image"])
-    terms = trainer._loss_terms(out, sample)
+    terms = trainer.loss_terms(out, sample)
     terms["total"].backward()
     grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
     model.zero_grad(set_to_none=True)

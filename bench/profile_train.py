@@ -141,9 +141,9 @@ def profile_steps(trainer: Trainer, steps: int, depth: int):
     def step():
         batch = _to_device(sample, device, False)
         with record_function("step"):
-            with record_function("phase::forward"), trainer._autocast():
-                out = trainer.train_model(trainer._images(batch))
-                total = trainer._loss_terms(out, batch)["total"]
+            with record_function("phase::forward"), trainer.autocast():
+                out = trainer.train_model(trainer.model_images(batch))
+                total = trainer.loss_terms(out, batch)["total"]
             with record_function("phase::backward"):
                 trainer.optimizer.zero_grad(set_to_none=True)
                 total.backward()

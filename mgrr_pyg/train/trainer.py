@@ -546,19 +546,24 @@ class Trainer:
                 f"segment{'s' if earlier != 1 else ''}")
 
     # -- training ------------------------------------------------------------------------
-    def _autocast(self):
+    def autocast(self):
+        """The autocast context of ``--amp`` (nothing for ``none``): what the training step
+        and the evaluation run the model under."""
         if self.config.amp == "none":
             return contextlib.nullcontext()
         dtype = torch.bfloat16 if self.config.amp == "bf16" else torch.float16
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
-    def _images(self, batch: dict) -> torch.Tensor:
+    def model_images(self, batch: dict) -> torch.Tensor:
+        """The batch's images as the model takes them (channels-last on CUDA when set)."""
         images = batch["image"]
         if self.config.channels_last and self.device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
         return images
 
-    def _loss_terms(self, out, batch: dict) -> dict:
+    def loss_terms(self, out, batch: dict) -> dict:
+        """The loss terms of the model output ``out`` for ``batch`` (a dict of tensors with
+        ``total``), checked to be one."""
         terms = self.loss_fn(out, batch["labels"], batch["label_mask"], batch["landmarks"],
                              batch["interocular"])
         if not isinstance(terms, dict) or "total" not in terms:
@@ -571,9 +576,9 @@ class Trainer:
     def train_step(self, batch: dict) -> dict:
         """One optimiser step on one (per-rank) batch; returns the loss terms as floats."""
         batch = _to_device(batch, self.device, self.pin_memory)
-        with self._autocast():
-            out = self.train_model(self._images(batch))
-            terms = self._loss_terms(out, batch)
+        with self.autocast():
+            out = self.train_model(self.model_images(batch))
+            terms = self.loss_terms(out, batch)
         total = terms["total"]
         if not torch.isfinite(total.detach()).all():
             values = {k: float(v.detach().float()) for k, v in terms.items() if torch.is_tensor(v)}
@@ -777,8 +782,8 @@ class Trainer:
         try:
             for batch in loader:
                 batch = _to_device(batch, self.device, self.pin_memory)
-                with self._autocast():
-                    out = self.eval_model(self._images(batch))
+                with self.autocast():
+                    out = self.eval_model(self.model_images(batch))
                 chunks["probs"].append(out.probs.float().cpu().numpy())
                 mask = batch["label_mask"].bool()
                 labels = torch.where(mask, batch["labels"].round().long(),
