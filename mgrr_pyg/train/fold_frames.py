@@ -154,6 +154,15 @@ class FoldFrames:
         ids = frame_ids(self.test_part)
         return [ids[i] for i in self.test_positions]
 
+    def test_frame_subjects(self) -> Optional[list[str]]:
+        """The subject of each test position, in test order; ``None`` when the test part
+        does not tell (a dataset without a frame table)."""
+        try:
+            subjects = frame_subjects(self.test_part)
+        except ValueError:
+            return None
+        return [str(subjects[i]) for i in self.test_positions]
+
 
 def fold_frames(config: TrainConfig, root: Path, fold: Fold, aus: Sequence[int]) -> FoldFrames:
     """Read fold ``fold`` of the prepared lists in ``root`` for the model's ``aus`` and

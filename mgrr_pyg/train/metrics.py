@@ -340,16 +340,23 @@ def results_tables(results: Mapping[str, AUMetrics], fmt: str = "markdown") -> s
 # -- saved predictions --------------------------------------------------------------------
 def save_predictions(path_stem, probs, labels, aus: Sequence[int], frame_ids: Sequence[str],
                      landmarks_pred=None, landmarks_true=None, interocular=None,
-                     threshold: float = 0.5) -> tuple[Path, Path]:
+                     threshold: float = 0.5,
+                     subjects: Optional[Sequence[str]] = None) -> tuple[Path, Path]:
     """Write every frame's probabilities as ``<stem>.npz`` and ``<stem>.csv``
     (atomically). The CSV has one row per frame: ``frame``, ``prob_AU<k>`` and
-    ``label_AU<k>`` (9 = not coded) for every AU. Returns the two paths."""
+    ``label_AU<k>`` (9 = not coded) for every AU. ``subjects`` (the subject of each
+    frame, when known) goes into the ``.npz`` as ``subjects``. Returns the two paths."""
     probs = _as_numpy(probs, "probs").astype(np.float32)
     labels = _as_numpy(labels, "labels").astype(np.int64)
     aus = _check_pair(probs.astype(np.float64), labels, aus)
     frame_ids = [str(f) for f in frame_ids]
     if len(frame_ids) != probs.shape[0]:
         raise ValueError(f"frame_ids: expected {probs.shape[0]} ids, found {len(frame_ids)}")
+    if subjects is not None:
+        subjects = [str(x) for x in subjects]
+        if len(subjects) != probs.shape[0]:
+            raise ValueError(f"subjects: expected {probs.shape[0]} subjects (one per frame), "
+                             f"found {len(subjects)}")
     stem = Path(path_stem)
     arrays = {"probs": probs, "labels": labels, "aus": np.asarray(aus, dtype=np.int64),
               "frame_ids": np.asarray(frame_ids, dtype=str), "threshold": np.float64(threshold)}
@@ -357,6 +364,8 @@ def save_predictions(path_stem, probs, labels, aus: Sequence[int], frame_ids: Se
         arrays["landmarks_pred"] = _as_numpy(landmarks_pred, "landmarks_pred").astype(np.float32)
     if landmarks_true is not None:
         arrays["landmarks_true"] = _as_numpy(landmarks_true, "landmarks_true").astype(np.float32)
+    if subjects is not None:
+        arrays["subjects"] = np.asarray(subjects, dtype=str)
     if interocular is not None:
         arrays["interocular"] = _as_numpy(interocular, "interocular").astype(np.float32)
     buffer = io.BytesIO()

@@ -158,13 +158,14 @@ def results_markdown(result: RunResult) -> str:
 
 
 def write_outputs(result: RunResult, out: Path, test_eval, frame_ids: Sequence[str],
-                  aus: Sequence[int]) -> None:
+                  aus: Sequence[int], subjects: Optional[Sequence[str]] = None) -> None:
     """Write :data:`OUTPUT_FILES` into ``out``: ``test_eval`` is the trainer's evaluation
     of the test frames (:class:`~mgrr_pyg.train.trainer.EvalOutput`), ``frame_ids`` names
-    them in order, ``aus`` are the model's AU columns."""
+    them in order (``subjects``: their subjects, when known), ``aus`` are the model's AU
+    columns."""
     save_predictions(out / "predictions_test", test_eval.probs, test_eval.labels, aus, frame_ids,
                      test_eval.landmarks_pred, test_eval.landmarks_true, test_eval.interocular,
-                     threshold=result.config.threshold)
+                     threshold=result.config.threshold, subjects=subjects)
     atomic_save_text(out / "results.md", result.markdown)
     atomic_save_text(out / "results.csv", results_tables(_named_results(result), fmt="csv"))
     atomic_save_text(out / "results.json", json.dumps(plain(result.to_dict()), indent=2))

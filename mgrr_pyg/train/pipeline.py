@@ -230,7 +230,8 @@ def run_training(config: TrainConfig, callbacks: Sequence[Any] = (), log: Log = 
                                fold.describe(), "", info)
     result.markdown = outputs.results_markdown(result)
     if ctx.is_main:
-        outputs.write_outputs(result, output, test_eval, frames.test_frame_ids(), model_aus)
+        outputs.write_outputs(result, output, test_eval, frames.test_frame_ids(), model_aus,
+                              subjects=frames.test_frame_subjects())
         if curve_set is not None:
             from mgrr_pyg.train.curve import curve_from_history, curve_record, write_curve
 

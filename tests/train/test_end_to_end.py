@@ -33,6 +33,8 @@ def test_cli_smoke_run_writes_table_predictions_and_checkpoint(cache, tmp_path, 
     pred = load_predictions(out / "predictions_test.npz")
     assert pred["probs"].shape == (9, 12) and len(pred["frame_ids"]) == 9
     assert all(fid.startswith("BP4D/") for fid in pred["frame_ids"])
+    # each frame's subject, as the path BP4D/<subject>/<task>/<frame> names it
+    assert pred["subjects"].tolist() == [fid.split("/")[1] for fid in pred["frame_ids"]]
     again = evaluate_predictions(pred["probs"], pred["labels"], tuple(pred["aus"]))
     saved = json.loads((out / "results.json").read_text())
     assert saved["metrics"]["f1"] == pytest.approx([None if np.isnan(v) else v for v in again.f1])

@@ -145,3 +145,10 @@ def test_predictions_round_trip(tmp_path):
     assert lines[2].split(",")[0] == "b/2.jpg" and lines[2].split(",")[3] == "9"
     again = evaluate_predictions(data["probs"], data["labels"], tuple(data["aus"]))
     assert again.f1_mean == evaluate_predictions(probs, labels, (1, 2)).f1_mean
+    assert "subjects" not in data  # not given, not invented
+    npz, _ = save_predictions(tmp_path / "with", probs, labels, (1, 2), ["a/1.jpg", "b/2.jpg"],
+                              subjects=["F001", "M002"])
+    assert load_predictions(npz)["subjects"].tolist() == ["F001", "M002"]
+    with pytest.raises(ValueError, match="subjects: expected 2 subjects .one per frame., found 1"):
+        save_predictions(tmp_path / "bad", probs, labels, (1, 2), ["a", "b"], subjects=["F001"])
+    assert not (tmp_path / "bad.npz").exists()
