@@ -227,7 +227,7 @@ def test_ablations_are_defined_once_and_every_switch_is_an_ablation_key():
     settings = {"setting1": "table6_1", "setting2": "table6_2", "setting3": "table6_3",
                 "setting4": "table6_4", "setting5": "table6_5", "setting6": "table6_6",
                 "full": "table6_full", "k1": "table7_k1", "k2": "table7_k2", "k3": "table7_k3",
-                "setting2_random": "table6_2_random"}
+                "setting2_random": "table6_2_random", "full_random": "table6_full_random"}
     assert ABLATIONS == settings
     assert set(ABLATION_FIELDS) == {"use_region_graph", "use_global", "use_channel",
                                     "use_pixel", "num_layers", "prior_init"}
@@ -240,6 +240,9 @@ def test_ablations_are_defined_once_and_every_switch_is_an_ablation_key():
     assert ablation_overrides("setting2_random") == {
         "use_region_graph": True, "use_global": False, "use_channel": False,
         "use_pixel": False, "num_layers": 2, "prior_init": "random"}
+    assert ablation_overrides("full_random") == {
+        "use_region_graph": True, "use_global": True, "use_channel": True,
+        "use_pixel": True, "num_layers": 2, "prior_init": "random"}
     with pytest.raises(ValueError, match="ablation: expected one of"):
         ablation_overrides("setting7")
 

@@ -110,6 +110,14 @@ def test_plan_names_one_folder_per_dataset_setting_and_seed(tmp_path):
         plan_study(both, ["full"], [0, 0], tmp_path)
 
 
+def test_the_default_study_is_table_6_table_7_and_the_papers_random_start():
+    from mgrr_pyg.train.ablation import DEFAULT_SETTINGS
+
+    # k2 is the full model; the full model's random start is not the paper's and runs when asked
+    assert DEFAULT_SETTINGS == ("setting1", "setting2", "setting3", "setting4", "setting5",
+                                "setting6", "full", "k1", "k3", "setting2_random")
+
+
 def test_a_finished_run_is_skipped_and_an_interrupted_one_resumes(tmp_path, messages):
     study(tmp_path, messages)
     assert len(CALLS) == 4
