@@ -7,7 +7,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
-from .cam import _finish
+from .figure import finish_figure
 
 
 def _as_matrix(value, name: str, n: int) -> np.ndarray:
@@ -60,7 +60,7 @@ def plot_adjacency(prior, learned, aus: Sequence[int], path: Optional[Union[str,
                     ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=6,
                             color="black" if matrix[i, j] > middle else "white")
     fig.colorbar(image, ax=axes, shrink=0.8)
-    return _finish(fig, path, tight=True)
+    return finish_figure(fig, path, tight=True)
 
 
 def plot_adjacencies(prior, learned: Sequence, aus: Sequence[int],
@@ -99,7 +99,7 @@ def plot_adjacencies(prior, learned: Sequence, aus: Sequence[int],
                             color="black" if matrix[i, j] > middle else "white")
     axes[0].set_ylabel("to AU i", fontsize=8)
     fig.colorbar(image, ax=axes, shrink=0.8, fraction=0.02, pad=0.02)
-    return _finish(fig, path, tight=True)
+    return finish_figure(fig, path, tight=True)
 
 
 __all__ = ["plot_adjacencies", "plot_adjacency"]

@@ -9,7 +9,7 @@ from typing import Mapping, Optional, Sequence, Union
 import numpy as np
 
 from .adjacency import _as_matrix
-from .cam import _finish
+from .figure import finish_figure
 
 #: Colour of the tick labels of weak AUs (the ``tied`` preset).
 WEAK_COLOUR = "#c0392b"
@@ -138,7 +138,7 @@ def plot_adjacency_truth(learned: Sequence, prior, aus: Sequence[int], truth=Non
     fig.text(0.5, 0.01, "; ".join(caption), ha="center", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=11)
-    return _finish(fig, path, tight=True)
+    return finish_figure(fig, path, tight=True)
 
 
 def plot_run_adjacency_truth(run_dir: Union[str, os.PathLike], path: Union[str, Path],

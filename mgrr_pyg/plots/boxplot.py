@@ -1,13 +1,12 @@
 """Per-AU F1 box plots (paper Fig. 3), drawn with matplotlib's Agg backend (no display)."""
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from mgrr_pyg.utils.io import atomic_save_bytes
+from .figure import finish_figure
 
 
 def _f1_rows(results) -> tuple[tuple, np.ndarray, list]:
@@ -78,13 +77,7 @@ def f1_boxplot(results: Union[Mapping[str, object], Sequence], path: Optional[Un
     ax.set_title(f"{title} ({len(names)} runs)")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    if path is None:
-        return fig
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight", pad_inches=0.1)
-    path = Path(path)
-    atomic_save_bytes(path, buffer.getvalue())
-    return path
+    return finish_figure(fig, path, tight=True, dpi=120)
 
 
 __all__ = ["f1_boxplot"]

@@ -2,14 +2,13 @@
 drawn with matplotlib's Agg backend (no display)."""
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import torch
 from torch import Tensor
 
-from mgrr_pyg.utils.io import atomic_save_bytes
+from .figure import finish_figure
 
 METHODS = ("gradcam", "attention")
 
@@ -113,22 +112,7 @@ def plot_class_activation_maps(image: Tensor, maps: Tensor, centres: Tensor, aus
         ax.set_title(title, fontsize=9)
         ax.set_axis_off()
     fig.tight_layout()
-    return _finish(fig, path)
-
-
-def _finish(fig, path, tight: bool = False):
-    """Return ``fig``, or write it as a PNG to ``path`` (atomically) and return the path;
-    ``tight``: margins cut to the drawing."""
-    if path is None:
-        return fig
-    buffer = io.BytesIO()
-    if tight:
-        fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight", pad_inches=0.1)
-    else:
-        fig.savefig(buffer, format="png", dpi=110)
-    path = Path(path)
-    atomic_save_bytes(path, buffer.getvalue())
-    return path
+    return finish_figure(fig, path)
 
 
 __all__ = ["class_activation_maps", "plot_class_activation_maps"]

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-from .cam import _finish
+from .figure import finish_figure
 
 
 def _history(run: Path) -> list[dict]:
@@ -106,7 +106,7 @@ def plot_curve(runs: Union[str, Path, Sequence[Union[str, Path]]], path: Optiona
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _finish(fig, path, tight=True)
+    return finish_figure(fig, path, tight=True)
 
 
 __all__ = ["load_curve", "plot_curve"]

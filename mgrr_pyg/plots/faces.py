@@ -11,7 +11,7 @@ import numpy as np
 
 from mgrr_pyg.facs import NUM_LANDMARKS, au_centres
 
-from .cam import _finish
+from .figure import finish_figure
 
 #: Colours of face indices 0, 1, 2, ... (cycled).
 FACE_COLOURS = ("#00e5ff", "#ffea00", "#ff4081", "#76ff03", "#ff9100", "#d500f9")
@@ -125,7 +125,7 @@ def plot_face_predictions(image: np.ndarray, table, input_name=None, frame: Opti
                  f"{int(rows['frame'].iloc[0])}", fontsize=9)
     fig.colorbar(ScalarMappable(Normalize(0, 1), "plasma"), ax=ax, shrink=0.6,
                  label="AU probability (region centres)")
-    return _finish(fig, path, tight=True)
+    return finish_figure(fig, path, tight=True)
 
 
 def plot_prediction_sequence(frames: Sequence[tuple[int, np.ndarray]], table,
@@ -190,7 +190,7 @@ def plot_prediction_sequence(frames: Sequence[tuple[int, np.ndarray]], table,
     name = input_name if input_name is not None else str(rows["input"].iloc[0])
     fig.suptitle(f"{Path(name).name}: {len(timeline)} sampled frames, {len(faces)} tracked "
                  f"face{'s' if len(faces) != 1 else ''}", fontsize=9)
-    return _finish(fig, path)
+    return finish_figure(fig, path)
 
 
 __all__ = ["FACE_COLOURS", "draw_faces", "plot_face_predictions", "plot_prediction_sequence",
