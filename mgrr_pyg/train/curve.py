@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from mgrr_pyg.utils.digest import file_sha256
 from mgrr_pyg.utils.io import atomic_save_text
 
 CURVE_FILE = "curve.json"
@@ -52,10 +53,16 @@ def epoch_checkpoints(run_dir) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def curve_from_checkpoints(run_dir, frames: Optional[int] = None, log=None) -> dict:
+def curve_from_checkpoints(run_dir, frames: Optional[int] = None, log=None,
+                           reuse: bool = True) -> dict:
     """Evaluate every kept epoch checkpoint of the run in ``run_dir`` on ``frames`` evenly
     spaced test frames of its fold (default: the run's ``curve_frames``, else every test
     frame of the run) and return the curve (the :func:`write_curve` format).
+
+    A run that is still training gains a checkpoint an epoch: with ``reuse`` (default) the
+    points of ``<run>/curve.json`` made from the same checkpoints (the SHA-256 of each file
+    is recorded) on the same frames are kept, and only new or changed checkpoints are
+    evaluated; ``reuse=False`` evaluates them all again.
 
     Raises:
         FileNotFoundError: ``run_dir`` is not a run folder, or it kept no epoch checkpoint
@@ -87,18 +94,45 @@ def curve_from_checkpoints(run_dir, frames: Optional[int] = None, log=None) -> d
     aus = tuple(model.config.aus)
     chosen = fold_frames(config, root, fold, aus)
     frames = frames or config.curve_frames or len(chosen.test_positions)
-    curve_set = chosen.curve_set(frames)
-    trainer = Trainer(model, MGRRLoss(class_weights(chosen.train_labels)), chosen.train_set,
-                      config, curve_dataset=curve_set, aus=aus, log=log)
-    points = []
+    earlier = _reusable_points(run_dir, frames) if reuse else {}
+    trainer = None
+    points, digests = [], {}
     for epoch, path in kept:
-        state = load_checkpoint(path, map_location="cpu")
-        trainer.model.load_state_dict(state["model"])
-        point = {"epoch": epoch, **trainer.curve_point()}
-        log(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in point.items() if k != "epoch"))
+        digest = file_sha256(path)
+        digests[str(epoch)] = digest
+        if earlier.get(epoch, (None,))[0] == digest:
+            point = earlier[epoch][1]
+            log(f"epoch {epoch}: kept from {CURVE_FILE} (the same checkpoint)")
+        else:
+            if trainer is None:  # only when a checkpoint needs evaluating
+                trainer = Trainer(model, MGRRLoss(class_weights(chosen.train_labels)),
+                                  chosen.train_set, config, curve_dataset=chosen.curve_set(frames),
+                                  aus=aus, log=log)
+            state = load_checkpoint(path, map_location="cpu")
+            trainer.model.load_state_dict(state["model"])
+            point = {"epoch": epoch, **trainer.curve_point()}
+            log(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in point.items() if k != "epoch"))
         points.append(point)
     labels = chosen.test_part.labels.numpy()[chosen.curve_positions(frames)]
-    return curve_record(points, chosen.train_labels, labels, aus, config, source="checkpoints")
+    curve = curve_record(points, chosen.train_labels, labels, aus, config, source="checkpoints")
+    curve["checkpoint_sha256"] = digests
+    return curve
+
+
+def _reusable_points(run_dir: Path, frames: int) -> dict[int, tuple[str, dict]]:
+    """``epoch -> (checkpoint digest, point)`` of the run's ``curve.json`` when it was made
+    from checkpoints on ``frames`` frames (else nothing to reuse)."""
+    path = run_dir / CURVE_FILE
+    try:
+        curve = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if (curve.get("format") != CURVE_FORMAT or curve.get("source") != "checkpoints"
+            or curve.get("frames") != frames):
+        return {}
+    digests = curve.get("checkpoint_sha256") or {}
+    return {int(p["epoch"]): (digests[str(p["epoch"])], p) for p in curve.get("points", [])
+            if str(p.get("epoch")) in digests}
 
 
 def curve_record(points: Sequence[dict], train_labels, curve_labels, aus, config,
@@ -150,11 +184,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="evenly spaced test frames to evaluate (default: the run's "
                              "--curve-frames, else every test frame of the run)")
     parser.add_argument("--plot", metavar="PNG", default=None, help="also draw the curve here")
+    parser.add_argument("--again", action="store_true",
+                        help="evaluate every checkpoint again (default: keep the points of the "
+                             "run's curve.json made from the same checkpoints on the same frames)")
     args = parser.parse_args(argv)
     if args.frames is not None and args.frames < 1:
         parser.error(f"--frames: expected a positive number of frames, found {args.frames}")
     try:
-        curve = curve_from_checkpoints(args.run, args.frames)
+        curve = curve_from_checkpoints(args.run, args.frames, reuse=not args.again)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -91,6 +91,34 @@ def test_the_curve_command_writes_the_file_and_the_picture(runs, tmp_path):
     assert json.loads((curved / "curve.json").read_text())["source"] == "checkpoints"
 
 
+def test_a_curve_made_again_evaluates_only_new_or_changed_checkpoints(runs, tmp_path):
+    import shutil
+
+    _, curved = runs
+    run = tmp_path / "run"
+    shutil.copytree(curved, run)
+    first = curve_module.curve_from_checkpoints(run, frames=6, log=lambda *_: None)
+    assert sorted(first["checkpoint_sha256"]) == ["1", "2"]
+    curve_module.write_curve(run, first)
+    said = []
+    again = curve_module.curve_from_checkpoints(run, frames=6, log=said.append)
+    assert again["points"] == first["points"]
+    assert sum("kept from curve.json" in line for line in said) == 2
+    # epoch 2's file now holds epoch 1's weights: only epoch 2 is evaluated, and it scores
+    # as epoch 1 does
+    shutil.copyfile(run / "epochs" / "epoch-01.pt", run / "epochs" / "epoch-02.pt")
+    said = []
+    changed = curve_module.curve_from_checkpoints(run, frames=6, log=said.append)
+    assert sum("kept from curve.json" in line for line in said) == 1
+    assert changed["points"][1] == {**first["points"][0], "epoch": 2}
+    assert changed["points"][1] != first["points"][1]
+    # other frames, or --again: every checkpoint is evaluated
+    for options in ({"frames": 4}, {"frames": 6, "reuse": False}):
+        said = []
+        curve_module.curve_from_checkpoints(run, log=said.append, **options)
+        assert not any("kept from" in line for line in said), options
+
+
 def test_a_log_that_gains_columns_is_widened_not_refused(tmp_path):
     log = CSVLogger(tmp_path / "epochs.csv")
     log.log({"epoch": 1, "train_au": 0.5})
