@@ -1,7 +1,7 @@
 """The paper's ablations (Table 6 settings, Table 7 depths, the randomly initialised
 adjacency of section 4.5.1) as an instrument: several seeds per setting on one budget,
 run in parallel and resumably, and a report that says which differences to the full
-model stand out from the noise.
+model (or another reference setting) stand out from the noise.
 
 The study (:func:`run_study`, ``examples/run_ablation.py``):
 
@@ -26,11 +26,18 @@ The report (:func:`summarise`, :func:`render_summary`) is made from the runs'
 ``results.json`` files and the ``predictions_test.npz`` beside each: per setting, in the
 fixed order of :data:`SETTING_ORDER`, mean and std over seeds of mean F1 and ROC AUC,
 the per-seed F1, the label-only baseline per seed, and the paired bootstrap 95 %
-interval of the setting's F1 difference to the full model (same seed paired, test
-subjects resampled: :mod:`mgrr_pyg.train.bootstrap`). Its header states the budget, the
-seeds, the data and the smallest difference the study resolves. It is the ``ablation``
-block of :mod:`mgrr_pyg.train.report`, so ``python -m mgrr_pyg.train.report
-<output>/ablation.md`` regenerates it.
+interval of the setting's F1 difference to the reference setting (same seed paired, test
+subjects resampled: :mod:`mgrr_pyg.train.bootstrap`), and whether the reference beats the
+label-only baseline on every seed. Its header states the budget, the seeds, the data and
+the smallest difference the study resolves (from the reference's seed pairs).
+
+The reference is the full model unless the study names another one of its settings
+(``reference``, ``--reference``: ``setting1`` asks what D_G adds in ``setting2``). Against
+``full`` the report is the ``ablation`` block of :mod:`mgrr_pyg.train.report`, so
+``python -m mgrr_pyg.train.report <output>/ablation.md`` regenerates it; a block's marker
+names no reference, so another reference's report is plain text in
+``ablation-vs-<reference>.md`` / ``.json`` (:func:`report_stem`), beside ``ablation.md``,
+which ``--report-only --reference <reference>`` regenerates from the same runs.
 """
 from __future__ import annotations
 
@@ -61,7 +68,8 @@ SETTING_ORDER = ("setting1", "setting2", "setting3", "setting4", "setting5", "se
 #: What ``examples/run_ablation.py`` runs by default: ``k2`` is the full model (K = 2);
 #: ``full_random`` (not in the paper) only when asked for (``--settings``).
 DEFAULT_SETTINGS = tuple(s for s in SETTING_ORDER if s not in ("k2", "full_random"))
-#: The setting every other one is compared with.
+#: The setting every other one is compared with, unless the study names another
+#: (``--reference``: e.g. ``setting1`` for what the region graph D_G adds in setting 2).
 REFERENCE_SETTING = "full"
 DEFAULT_SEEDS = (0, 1, 2)
 #: Dataset names as ``--dataset`` takes them (either case) -> the package's.
@@ -462,7 +470,7 @@ def _predictions(record, cache: dict):
 def paired_runs(setting_runs: Mapping[int, object],
                 reference_runs: Mapping[int, object]) -> list[tuple[int, object, object]]:
     """``(seed, run, reference run)`` for every seed both have: a setting's run is
-    compared with the full model's run of the same seed (same data order and, where the
+    compared with the reference's run of the same seed (same data order and, where the
     setting allows, the same initialisation)."""
     return [(seed, setting_runs[seed], reference_runs[seed]) for seed in sorted(setting_runs)
             if seed in reference_runs]
@@ -518,9 +526,23 @@ def _adjacency_summary(per_seed: Mapping[int, object]) -> Optional[dict]:
                        for layer, values in sorted(layers.items())}}
 
 
-def summarise(records, replicates: Optional[int] = None, bootstrap_seed: Optional[int] = None) -> dict:
+def check_reference(reference: str, settings: Sequence[str], where: str = "reference",
+                    what: str = "the study's settings") -> None:
+    """Refuse (a ValueError) a reference setting that is not among ``settings``; the default,
+    :data:`REFERENCE_SETTING`, may be absent (a study of other settings: a table without
+    intervals, as before there was a choice)."""
+    if reference != REFERENCE_SETTING and reference not in settings:
+        raise _report_error(f"{where}: expected one of {what} ({', '.join(settings) or 'none'}), "
+                            f"found {reference!r}")
+
+
+def summarise(records, replicates: Optional[int] = None, bootstrap_seed: Optional[int] = None,
+              reference: str = REFERENCE_SETTING) -> dict:
     """Everything the report shows, from the runs' records (:class:`~mgrr_pyg.train.report.RunRecord`
-    with their paths): one dataset, one budget, one test set."""
+    with their paths): one dataset, one budget, one test set. Every setting is compared with
+    ``reference`` (its runs of the same seeds); its seed pairs (``full_seed_pairs``) give the
+    seed noise. A reference without runs here is a ValueError, except the default ``full``:
+    without it the table has no intervals."""
     from mgrr_pyg.train.bootstrap import DEFAULT_BOOTSTRAP_SEED, DEFAULT_REPLICATES
 
     replicates = DEFAULT_REPLICATES if replicates is None else replicates
@@ -539,8 +561,9 @@ def summarise(records, replicates: Optional[int] = None, bootstrap_seed: Optiona
                             + "; ".join(config_differences(budget_of(first.config), budget_of(other.config)))
                             + "); one table, one budget")
     runs = _group(records)
+    check_reference(reference, list(runs), "kind 'ablation': reference", "the settings of these runs")
     cache: dict = {}
-    reference = runs.get(REFERENCE_SETTING)
+    reference_name, reference = reference, runs.get(reference)
     seeds = sorted({seed for per_seed in runs.values() for seed in per_seed})
     rows = []
     for setting, per_seed in runs.items():
@@ -556,7 +579,7 @@ def summarise(records, replicates: Optional[int] = None, bootstrap_seed: Optiona
                "auc_std": _mean_std([_finite(v) for v in auc.values()])[1],
                "vs_reference": None, "adjacency": _adjacency_summary(per_seed),
                "files": [r.name for r in per_seed.values()]}
-        if reference is not None and setting != REFERENCE_SETTING:
+        if reference is not None and setting != reference_name:
             pairs = paired_runs(per_seed, reference)
             if pairs:
                 interval = _bootstrap(pairs, cache, replicates, bootstrap_seed, "the paired bootstrap")
@@ -569,7 +592,7 @@ def summarise(records, replicates: Optional[int] = None, bootstrap_seed: Optiona
     margins = None
     if reference is not None:
         margins = {str(seed): 100 * (r.metrics.f1_mean - r.best_baseline[1].f1_mean) for seed, r in reference.items()}
-    # resolution: two seeds of the full model, and the width of the intervals
+    # resolution: two seeds of the reference, and the width of the intervals
     seed_pairs = []
     if reference is not None:
         ref_seeds = sorted(reference)
@@ -594,7 +617,7 @@ def summarise(records, replicates: Optional[int] = None, bootstrap_seed: Optiona
         "preset": first.info.get("preset", first.config.get("preset")),
         "train_frames": first.info.get("train_frames"), "test_frames": first.info.get("test_frames"),
         "test_subjects": first.info.get("test_subjects"), "fold": first.config.get("fold"),
-        "seeds": seeds, "reference": REFERENCE_SETTING if reference is not None else None,
+        "seeds": seeds, "reference": reference_name if reference is not None else None,
         "bootstrap": {"replicates": replicates, "seed": bootstrap_seed, "confidence": 0.95,
                       "resampled": "test subjects, with replacement, one draw shared by the seed pairs"},
         "rows": rows, "baseline": baseline, "reference_margin_over_baseline": margins,
@@ -629,6 +652,11 @@ def _interval(entry: Optional[dict]) -> str:
     return f"**{text}**" if entry["low"] > 0 or entry["high"] < 0 else text
 
 
+def _reference_words(reference: str) -> str:
+    """How the report's prose names the reference setting."""
+    return "the full model" if reference == REFERENCE_SETTING else f"`{reference}`"
+
+
 def render_summary(summary: dict) -> str:
     """The ``ablation`` block's text (markdown) of :func:`summarise`."""
     from mgrr_pyg.train.report import describe_schedule
@@ -644,8 +672,8 @@ def render_summary(summary: dict) -> str:
         text = "**Resolution.**"
         pairs = summary["full_seed_pairs"]
         if pairs:
-            text += (f" Two seeds of the full model differ by {summary['full_seed_mean_abs_difference']:.1f} F1 "
-                     "points on average (seeds " + ", ".join(
+            text += (f" Two seeds of {_reference_words(reference)} differ by "
+                     f"{summary['full_seed_mean_abs_difference']:.1f} F1 points on average (seeds " + ", ".join(
                          f"{p['seeds']}: {_points(p['difference'])} [{_points(p['low'])}, {_points(p['high'])}]"
                          for p in pairs) + ").")
         if summary["typical_half_width"] is not None:
@@ -697,10 +725,17 @@ def render_summary(summary: dict) -> str:
                  "subject bootstrap does not resample).")
     margins = summary["reference_margin_over_baseline"]
     if margins:
-        verdict = ("beats it on every seed" if summary["reference_beats_baseline_every_seed"] else
-                   "does **not** beat it on every seed: at this budget the table says nothing about the settings")
-        lines += ["", "Full model minus the best label-only baseline, per seed: "
-                      + ", ".join(f"{m:+.1f}" for m in margins.values()) + f" F1 points; the full model {verdict}."]
+        if summary["reference_beats_baseline_every_seed"]:
+            verdict = "beats it on every seed"
+        elif reference == REFERENCE_SETTING:
+            verdict = "does **not** beat it on every seed: at this budget the table says nothing about the settings"
+        else:  # the other settings may still have learned: only the comparison with this one is moot
+            verdict = ("does **not** beat it on every seed: the differences to it are to a model that, at "
+                       "this budget, has learned no more than a label-only guess")
+        named = _reference_words(reference)
+        head = "Full model" if reference == REFERENCE_SETTING else named
+        lines += ["", head + " minus the best label-only baseline, per seed: "
+                      + ", ".join(f"{m:+.1f}" for m in margins.values()) + f" F1 points; {named} {verdict}."]
     missing = [f"{row['setting']} (seed {', '.join(str(s) for s in row['missing_seeds'])})"
                for row in summary["rows"] if row["missing_seeds"]]
     if missing:
@@ -724,12 +759,12 @@ def render_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def render_ablation_block(records) -> str:
-    """The ``ablation`` kind of :mod:`mgrr_pyg.train.report`: :func:`render_summary` of the
-    records, then how they were made."""
+def render_ablation_block(records, reference: str = REFERENCE_SETTING) -> str:
+    """The ``ablation`` kind of :mod:`mgrr_pyg.train.report` (``reference`` ``full``):
+    :func:`render_summary` of the records, then how they were made."""
     from mgrr_pyg.train.report import run_parts
 
-    summary = summarise(records)
+    summary = summarise(records, reference=reference)
     made, loads = {}, []
     for record in records:
         for part, text in run_parts(record).items():
@@ -767,13 +802,26 @@ class StudyResult:
         return [o for o in self.outcomes if o.status == "failed"]
 
 
+def report_stem(reference: str = REFERENCE_SETTING) -> str:
+    """The report's file name without suffix: ``ablation`` (compared with ``full``: the
+    ``ablation`` blocks that ``python -m mgrr_pyg.train.report`` regenerates), else
+    ``ablation-vs-<reference>`` (a block marker names no reference, so those pages are
+    plain text that ``--report-only --reference`` rewrites)."""
+    return "ablation" if reference == REFERENCE_SETTING else f"ablation-vs-{reference}"
+
+
 def write_report(output: Path, datasets: Sequence[str], runs: Sequence[PlannedRun],
-                 log: Log = console) -> tuple[dict, str]:
+                 log: Log = console, reference: str = REFERENCE_SETTING) -> tuple[dict, str]:
     """``<output>/<dataset>/ablation.md`` / ``ablation.json`` per dataset and
-    ``<output>/ablation.md`` with every dataset's block, from the finished runs."""
+    ``<output>/ablation.md`` with every dataset's block, from the finished runs, every
+    setting compared with ``reference`` (another one than ``full``: the files
+    ``ablation-vs-<reference>.*``, :func:`report_stem`)."""
     from mgrr_pyg.train.report import ReportError, load_run, render_block
 
     output = Path(output)
+    stem = report_stem(reference)
+    # the default's pages are results blocks; another reference's are plain text (see report_stem)
+    regenerable = reference == REFERENCE_SETTING
     summaries, sections = {}, []
     for dataset in datasets:
         finished = [r for r in runs if r.dataset == dataset and (r.run_dir / "results.json").exists()
@@ -788,47 +836,65 @@ def write_report(output: Path, datasets: Sequence[str], runs: Sequence[PlannedRu
         names = [f"{r.setting}-seed{r.seed}/results.json" for r in finished]
         try:
             records = [load_run(folder / name, name) for name in names]
-            summaries[dataset] = summarise(records)
-            block = render_block("ablation", names, folder)
+            summaries[dataset] = summarise(records, reference=reference)
+            block = (render_block("ablation", names, folder) if regenerable
+                     else render_ablation_block(records, reference))
         except ReportError as err:
             log(f"ablation report of {dataset}: {err}")
             sections.append(f"## {dataset}\n\nNo report: {err}")
             continue
         title = f"# Ablations on {dataset} (Table 6 / 7)"
-        regenerate = ("Made from the runs' results files (and the predictions beside them); "
-                      "`python -m mgrr_pyg.train.report ablation.md` in this folder regenerates the table.")
-        atomic_save_text(folder / "ablation.md", f"{title}\n\n{regenerate}\n\n{block}\n")
-        atomic_save_text(folder / "ablation.json", json.dumps(plain(summaries[dataset]), indent=2))
-        outer = render_block("ablation", [f"{dataset}/{n}" for n in names], output)
+        if regenerable:
+            regenerate = ("Made from the runs' results files (and the predictions beside them); "
+                          "`python -m mgrr_pyg.train.report ablation.md` in this folder regenerates the table.")
+        else:
+            regenerate = (f"Every setting compared with `{reference}`. Made from the runs' results files (and "
+                          f"the predictions beside them); `examples/run_ablation.py --report-only --reference "
+                          f"{reference}` with the study's options regenerates it (`ablation.md`, where there "
+                          "is one, compares with `full`).")
+        atomic_save_text(folder / f"{stem}.md", f"{title}\n\n{regenerate}\n\n{block}\n")
+        atomic_save_text(folder / f"{stem}.json", json.dumps(plain(summaries[dataset]), indent=2))
+        outer = render_block("ablation", [f"{dataset}/{n}" for n in names], output) if regenerable else block
         sections.append(f"## {dataset}\n\n{outer}")
-    markdown = ("# Ablations (Table 6 settings, Table 7 depths, random adjacency initialisation)\n\n"
-                "Made from the runs' results files; `python -m mgrr_pyg.train.report ablation.md` in this "
-                "folder regenerates the tables.\n\n" + "\n\n".join(sections) + "\n")
-    atomic_save_text(output / "ablation.md", markdown)
+    if regenerable:
+        intro = ("# Ablations (Table 6 settings, Table 7 depths, random adjacency initialisation)\n\n"
+                 "Made from the runs' results files; `python -m mgrr_pyg.train.report ablation.md` in this "
+                 "folder regenerates the tables.\n\n")
+    else:
+        intro = (f"# Ablations (Table 6 settings, Table 7 depths, random adjacency initialisation) vs "
+                 f"`{reference}`\n\nMade from the runs' results files; `examples/run_ablation.py --report-only "
+                 f"--reference {reference}` with the study's options regenerates the tables (`ablation.md`, "
+                 "where there is one, compares with `full`).\n\n")
+    markdown = intro + "\n\n".join(sections) + "\n"
+    atomic_save_text(output / f"{stem}.md", markdown)
     return summaries, markdown
 
 
 def run_study(configs: Mapping[str, TrainConfig], settings: Sequence[str] = DEFAULT_SETTINGS,
               seeds: Sequence[int] = DEFAULT_SEEDS, output: Path = Path("runs/ablation"),
               jobs: Optional[int] = None, threads: Optional[int] = None, runner: Runner = train_run,
-              report_only: bool = False, log: Log = console) -> StudyResult:
-    """Check the budget, run what is not finished (:func:`execute`), write the report."""
+              report_only: bool = False, log: Log = console,
+              reference: str = REFERENCE_SETTING) -> StudyResult:
+    """Check the budget, run what is not finished (:func:`execute`), write the report
+    (every setting compared with ``reference``, one of ``settings``: :func:`write_report`)."""
     output = Path(output)
     configs = {dataset: config.replace(progress=False) for dataset, config in configs.items()}
     runs = plan_study(configs, settings, seeds, output)
+    check_reference(reference, list(dict.fromkeys(settings)))  # before anything runs
     for dataset, config in configs.items():
         if check_study_budget(output / dataset, study_budget(config)):
             log(f"{dataset}: {output / dataset} holds this budget already; finished runs are skipped")
     outcomes = [] if report_only else execute(runs, jobs, threads, runner, log)
-    summaries, markdown = write_report(output, list(configs), runs, log)
+    summaries, markdown = write_report(output, list(configs), runs, log, reference=reference)
     log("\n" + markdown)
-    log(f"written: {output}/ablation.md and, per dataset, <dataset>/ablation.md, ablation.json")
+    stem = report_stem(reference)
+    log(f"written: {output}/{stem}.md and, per dataset, <dataset>/{stem}.md, {stem}.json")
     return StudyResult(output, outcomes, summaries, markdown)
 
 
 def run_ablation(config, settings: Sequence[str] = DEFAULT_SETTINGS, seeds: Sequence[int] = DEFAULT_SEEDS,
                  log: Log = console, jobs: int = 1, threads: Optional[int] = None, runner: Runner = train_run,
-                 report_only: bool = False) -> StudyResult:
+                 report_only: bool = False, reference: str = REFERENCE_SETTING) -> StudyResult:
     """The study of :func:`run_study` from one budget: a :class:`TrainConfig` (its dataset)
     or a dict dataset -> config; the output folder is the (first) config's ``output``,
     else ``runs/ablation``. ``jobs`` defaults to 1 here (in this process)."""
@@ -838,12 +904,12 @@ def run_ablation(config, settings: Sequence[str] = DEFAULT_SETTINGS, seeds: Sequ
     first = next(iter(configs.values()))
     output = Path(first.output) if first.output else Path("runs/ablation")
     return run_study(configs, settings, seeds, output, jobs=jobs, threads=threads, runner=runner,
-                     report_only=report_only, log=log)
+                     report_only=report_only, log=log, reference=reference)
 
 
 __all__ = ["BudgetMismatchError", "DEFAULT_SEEDS", "DEFAULT_SETTINGS", "NOT_BUDGET_KEYS", "PlannedRun",
            "REFERENCE_SETTING", "RunOutcome", "SETTING_DESCRIPTIONS", "SETTING_ORDER", "StudyResult",
-           "adjacency_hook", "budget_of", "check_study_budget", "execute", "paired_runs", "parse_datasets",
-           "plan_study", "render_ablation_block", "run_ablation", "render_summary", "run_state", "run_study",
-           "setting_rank",
-           "study_budget", "summarise", "train_run", "write_report"]
+           "adjacency_hook", "budget_of", "check_reference", "check_study_budget", "execute", "paired_runs",
+           "parse_datasets", "plan_study", "render_ablation_block", "run_ablation", "render_summary",
+           "report_stem", "run_state", "run_study", "setting_rank", "study_budget", "summarise", "train_run",
+           "write_report"]

@@ -285,7 +285,7 @@ def ablation_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = No
     """``examples/run_ablation.py``: Table 6 settings, K = 1/2/3 and the random adjacency,
     several seeds each, on one budget and one or both datasets, in parallel and
     resumably; the report with paired bootstrap intervals (:mod:`mgrr_pyg.train.ablation`)."""
-    from mgrr_pyg.train.ablation import DEFAULT_SEEDS, DEFAULT_SETTINGS, SETTING_DESCRIPTIONS
+    from mgrr_pyg.train.ablation import DEFAULT_SEEDS, DEFAULT_SETTINGS, REFERENCE_SETTING, SETTING_DESCRIPTIONS
 
     parser = argparse.ArgumentParser(
         prog=prog, conflict_handler="resolve",
@@ -293,7 +293,7 @@ def ablation_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = No
                     "one budget with several seeds, each run in <output>/<dataset>/<setting>-seed<s>; "
                     "finished runs are skipped, interrupted ones resume. The report: mean and std over "
                     "seeds of F1 and AUC per setting and a paired bootstrap 95 % interval of its F1 "
-                    "difference to the full model (test subjects resampled).")
+                    "difference to the full model, or to --reference (test subjects resampled).")
     _add_fold(parser)
     parser.add_argument("--settings", nargs="+", choices=sorted(ABLATIONS), default=list(DEFAULT_SETTINGS),
                         metavar="SETTING",
@@ -308,6 +308,10 @@ def ablation_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = No
                              f"here {_usable_cpus()})")
     parser.add_argument("--report-only", action="store_true",
                         help="run nothing: write the report from the runs finished so far")
+    parser.add_argument("--reference", metavar="SETTING",
+                        help=f"the setting every other one is compared with, one of --settings (default: "
+                             f"{REFERENCE_SETTING}; e.g. setting1 for what D_G adds in setting2); another than "
+                             f"{REFERENCE_SETTING} writes ablation-vs-SETTING.md / .json beside ablation.md")
     argv = sys.argv[1:] if argv is None else list(argv)
     add_training_arguments(parser, schedule=chosen_schedule(argv))
     parser.add_argument("--dataset", nargs="+", default=["disfa", "bp4d"], metavar="DATASET",
@@ -321,6 +325,10 @@ def ablation_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = No
         parser.error(f"argument --ablation: the study runs --settings (found --ablation {args.ablation})")
     if args.seed != _field("seed").default:
         parser.error(f"argument --seed: the study runs --seeds (found --seed {args.seed})")
+    if args.reference is not None and args.reference not in args.settings:
+        parser.error(f"argument --reference: expected one of the study's --settings ({' '.join(args.settings)}), "
+                     f"found --reference {args.reference}")
+    reference = REFERENCE_SETTING if args.reference is None else args.reference
 
     def go():
         from pathlib import Path
@@ -335,7 +343,7 @@ def ablation_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = No
         configs = {dataset: config_from_args(args, dataset) for dataset in datasets}
         output = Path(args.output) if args.output else Path("runs/ablation")
         return run_study(configs, settings=args.settings, seeds=args.seeds, output=output, jobs=args.jobs,
-                         threads=args.threads, report_only=args.report_only)
+                         threads=args.threads, report_only=args.report_only, reference=reference)
 
     return _run_or_exit(parser, go)
 

@@ -92,9 +92,9 @@ def configs(**changes):
     return {"DISFA": TrainConfig(**{**BUDGET, **changes})}
 
 
-def study(tmp_path, messages, settings=("full", "setting1"), seeds=(0, 1), jobs=1, **changes):
+def study(tmp_path, messages, settings=("full", "setting1"), seeds=(0, 1), jobs=1, reference="full", **changes):
     return run_study(configs(**changes), settings, seeds, tmp_path / "out", jobs=jobs, runner=fake_runner,
-                     log=messages.append)
+                     log=messages.append, reference=reference)
 
 
 # -- plan, skip, resume, budget -----------------------------------------------------------
@@ -233,6 +233,85 @@ def test_a_better_setting_has_an_interval_above_zero_and_the_numbers_are_the_run
     assert set(summary["baseline"]) == {"0", "1", "2"}
 
 
+def mean_f1(probs: np.ndarray) -> float:
+    """Mean over AUs of F1 at threshold 0.5, typed here: 2 TP / (2 TP + FP + FN) per AU."""
+    predicted = probs >= 0.5
+    positive = LABELS == 1
+    tp = (predicted & positive).sum(axis=0)
+    fp = (predicted & ~positive).sum(axis=0)
+    fn = (~predicted & positive).sum(axis=0)
+    return float(np.mean(2 * tp / (2 * tp + fp + fn)))
+
+
+def test_another_reference_compares_every_setting_with_it(tmp_path):
+    # the region graph's question: setting2 (D_G only) against setting1 (no relational reasoning)
+    names = write_study(tmp_path, ["setting1", "setting2", "full"], [0, 1, 2])
+    f1 = {(setting, seed): mean_f1(fake_probs(setting, seed))
+          for setting in ("setting1", "setting2", "full") for seed in (0, 1, 2)}
+    assert all(f1["setting2", s] > f1["setting1", s] for s in (0, 1, 2))  # what the test stands on
+    summary = summarise(records_of(tmp_path, names), reference="setting1")
+    rows = {r["setting"]: r for r in summary["rows"]}
+    assert summary["reference"] == "setting1"
+    assert rows["setting1"]["vs_reference"] is None
+    versus = rows["setting2"]["vs_reference"]
+    assert versus["low"] > 0 and versus["pair_labels"] == ["0", "1", "2"]
+    assert versus["difference"] == pytest.approx(np.mean([f1["setting2", s] - f1["setting1", s] for s in (0, 1, 2)]),
+                                                 abs=1e-9)
+    # the full model is compared with setting1 too, not the other way round
+    assert rows["full"]["vs_reference"]["difference"] == pytest.approx(
+        np.mean([f1["full", s] - f1["setting1", s] for s in (0, 1, 2)]), abs=1e-9)
+    # the seed noise and the verdict are the reference's
+    assert summary["full_seed_pairs"][0]["difference"] == pytest.approx(f1["setting1", 0] - f1["setting1", 1], abs=1e-9)
+    best = {}
+    for s in (0, 1, 2):
+        results = json.loads((tmp_path / f"setting1-seed{s}" / "results.json").read_text())
+        best[str(s)] = results["baselines"][results["best_baseline"]]["f1_mean"]
+    assert summary["reference_margin_over_baseline"] == pytest.approx(
+        {str(s): 100 * (f1["setting1", s] - best[str(s)]) for s in (0, 1, 2)}, abs=1e-6)
+
+
+def test_report_only_writes_another_references_report_beside_the_default(tmp_path, messages):
+    study(tmp_path, messages, settings=("full", "setting1", "setting2"), seeds=(0, 1))
+    out = tmp_path / "out"
+    default_pages = {p: p.read_bytes() for p in (out / "ablation.md", out / "DISFA" / "ablation.md",
+                                                  out / "DISFA" / "ablation.json")}
+    CALLS.clear()
+    run_study(configs(), ("full", "setting1", "setting2"), (0, 1), out, jobs=1, runner=fake_runner,
+              report_only=True, log=messages.append, reference="setting1")
+    assert CALLS == []  # nothing trained
+    assert {p: p.read_bytes() for p in default_pages} == default_pages  # the default report stays as it was
+    assert update(list(default_pages)[:2], check=True) == []
+    page = (out / "DISFA" / "ablation-vs-setting1.md").read_text()
+    assert "<!-- results:" not in page  # a marker names no reference: report.py would compare with full
+    assert "`examples/run_ablation.py --report-only --reference setting1`" in page
+    assert "| ΔF1 vs setting1 [95 % CI] |" in page and "the paired difference to `setting1`" in page
+    reference_row = next(line for line in page.splitlines() if line.startswith("| **setting1** |"))
+    assert "| reference |" in reference_row
+    assert next(line for line in page.splitlines() if line.startswith("| full |"))
+    assert "Two seeds of `setting1` differ by" in page
+    verdict = next(line for line in page.splitlines() if "minus the best label-only baseline" in line)
+    assert verdict.startswith("`setting1` minus the best label-only baseline, per seed: ")
+    assert "; `setting1` beats it on every seed." in verdict or "; `setting1` does **not** beat it" in verdict
+    assert json.loads((out / "DISFA" / "ablation-vs-setting1.json").read_text())["reference"] == "setting1"
+    assert page.split("\n\n", 2)[2] in (out / "ablation-vs-setting1.md").read_text()
+    assert "written: " + str(out / "ablation-vs-setting1.md") in "\n".join(messages)
+
+
+def test_a_reference_without_runs_is_refused(tmp_path, messages):
+    names = write_study(tmp_path / "runs", ["full", "setting1"], [0])
+    with pytest.raises(ValueError, match=r"reference: expected one of the settings of these runs "
+                                         r"\(setting1, full\), found 'k3'"):
+        summarise(records_of(tmp_path / "runs", names), reference="k3")
+    with pytest.raises(ValueError, match=r"reference: expected one of the study's settings "
+                                         r"\(full, setting1\), found 'k3'"):
+        study(tmp_path, messages, reference="k3")
+    assert CALLS == [] and not (tmp_path / "out").exists()  # refused before anything ran or was written
+    # the default may be absent, as before: a table of other settings has no intervals
+    names = write_study(tmp_path / "others", ["setting1", "setting2"], [0])
+    summary = summarise(records_of(tmp_path / "others", names))
+    assert summary["reference"] is None and all(r["vs_reference"] is None for r in summary["rows"])
+
+
 def test_rows_follow_table_6_and_7_whatever_the_order_of_the_files(tmp_path):
     settings = ["setting2_random", "k3", "full", "setting2", "k1", "setting1"]
     names = write_study(tmp_path, settings, [0, 1])
@@ -296,6 +375,8 @@ def test_the_study_report_regenerates_from_its_files(tmp_path, messages):
     (["--ablation", "k1"], "argument --ablation: the study runs --settings"),
     (["--data-root", "/data/DISFA"], "one data root is one dataset; run each dataset with its own"),
     (["--dataset", "ck+"], "argument --dataset: invalid choice: 'ck+'"),
+    (["--settings", "full", "setting1", "--reference", "k3"],
+     "argument --reference: expected one of the study's --settings (full setting1), found --reference k3"),
 ])
 def test_command_line_refuses_per_run_options(argv, message, capsys, tmp_path):
     from mgrr_pyg.train.cli import ablation_main
