@@ -70,7 +70,7 @@ def plot_curve(runs: Union[str, Path, Sequence[Union[str, Path]]], path: Optiona
     fig = Figure(figsize=(13.0, 3.8))
     loss_ax, f1_ax, auc_ax = (fig.add_subplot(1, 3, i) for i in (1, 2, 3))
     colours = [f"C{i}" for i in range(len(runs))]
-    baselines_drawn = set()
+    baselines_drawn, baseline_lines = set(), []
     for curve, label, colour in zip(curves, labels, colours):
         if curve["losses"]:
             epochs, losses, _ = zip(*curve["losses"])
@@ -86,8 +86,10 @@ def plot_curve(runs: Union[str, Path, Sequence[Union[str, Path]]], path: Optiona
             key = (round(base["f1"], 6), round(base.get("auc") or 0, 6), curve.get("frames"))
             if key not in baselines_drawn:  # runs on the same frames share one line
                 baselines_drawn.add(key)
-                f1_ax.axhline(100.0 * base["f1"], color="grey", ls="--", lw=1,
-                              label=f"label-only baseline ({base['name']})")
+                # the value names the line: runs on other frames have another baseline
+                baseline_lines.append(f1_ax.axhline(
+                    100.0 * base["f1"], color="grey", ls="--", lw=1,
+                    label=f"label-only baseline ({base['name']}, {100.0 * base['f1']:.1f})"))
                 if base.get("auc") is not None:
                     auc_ax.axhline(100.0 * base["auc"], color="grey", ls="--", lw=1,
                                    label="label-only baseline")
@@ -101,8 +103,12 @@ def plot_curve(runs: Union[str, Path, Sequence[Union[str, Path]]], path: Optiona
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    f1_ax.legend(fontsize=7, loc="best")
-    loss_ax.legend(fontsize=7, loc="best")
+    if loss_ax.lines:  # the runs are named beside their losses; the F1 panel names the baselines
+        loss_ax.legend(fontsize=7, loc="best")
+        if baseline_lines:
+            f1_ax.legend(handles=baseline_lines, fontsize=7, loc="best")
+    else:
+        f1_ax.legend(fontsize=7, loc="best")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -137,3 +137,17 @@ def test_bad_plot_inputs_are_named(predictions_csv, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["faces", "x.png", "--predictions", str(tmp_path / "bad.csv"), "-o", str(tmp_path / "x.png")])
     assert "expected the columns of mgrr-predict" in capsys.readouterr().err
+
+
+def test_the_curve_legends_name_each_baseline_by_its_value_and_the_runs_once(tmp_path):
+    from mgrr_pyg.plots.curve import plot_curve
+
+    first, second = _curve_run(tmp_path / "a"), _curve_run(tmp_path / "b")
+    curve = json.loads((second / "curve.json").read_text())
+    curve["best_baseline"]["f1"] = 0.41  # other frames, another baseline
+    (second / "curve.json").write_text(json.dumps(curve))
+    fig = plot_curve([first, second], labels=["run A", "run B"])
+    loss_ax, f1_ax, _ = fig.axes
+    assert [t.get_text() for t in loss_ax.get_legend().get_texts()] == ["run A", "run B"]
+    assert [t.get_text() for t in f1_ax.get_legend().get_texts()] == [
+        "label-only baseline (all positive, 35.0)", "label-only baseline (all positive, 41.0)"]
