@@ -40,17 +40,30 @@ def _run_config(run_dir: Path):
     return TrainConfig.from_dict(TrainConfig.complete_dict(json.loads(path.read_text())))
 
 
-def epoch_checkpoints(run_dir) -> list[tuple[int, Path]]:
-    """``(epoch, path)`` of the kept checkpoints ``<run>/epochs/epoch-NN.pt``, by epoch."""
-    from mgrr_pyg.train.trainer import EPOCHS_DIR
-
-    found = []
-    for path in sorted((Path(run_dir) / EPOCHS_DIR).glob("epoch-*.pt")):
+def _kept_in(folder: Path) -> dict[int, Path]:
+    found = {}
+    for path in sorted(folder.glob("epoch-*.pt")):
         try:
-            found.append((int(path.stem.split("-", 1)[1]), path))
+            found[int(path.stem.split("-", 1)[1])] = path
         except ValueError:
             continue  # not one of ours
-    return sorted(found)
+    return found
+
+
+def epoch_checkpoints(run_dir, branch_from: Optional[str] = None) -> list[tuple[int, Path]]:
+    """``(epoch, path)`` of the kept checkpoints ``<run>/epochs/epoch-NN.pt``, by epoch. A run
+    branched off another run's ``epoch-NN.pt`` (``branch_from``, ``--branch-from``) shares
+    that run's first NN epochs: those come from the parent's kept checkpoints."""
+    from mgrr_pyg.train.trainer import EPOCHS_DIR
+
+    found = _kept_in(Path(run_dir) / EPOCHS_DIR)
+    if branch_from:
+        parent = Path(branch_from)
+        at = {p.name: e for e, p in _kept_in(parent.parent).items()}.get(parent.name)
+        if parent.parent.name == EPOCHS_DIR and at is not None:  # up to the branch point
+            shared = {e: p for e, p in _kept_in(parent.parent).items() if e <= at}
+            found = {**shared, **found}
+    return sorted(found.items())
 
 
 def curve_from_checkpoints(run_dir, frames: Optional[int] = None, log=None,
@@ -81,7 +94,7 @@ def curve_from_checkpoints(run_dir, frames: Optional[int] = None, log=None,
     log = log or console
     run_dir = Path(run_dir)
     config = _run_config(run_dir)
-    kept = epoch_checkpoints(run_dir)
+    kept = epoch_checkpoints(run_dir, config.branch_from)
     if not kept:
         raise FileNotFoundError(
             f"{run_dir}: no epoch checkpoints in {run_dir / 'epochs'}; train with "

@@ -34,7 +34,8 @@ def runs(tmp_path_factory):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         main(BASE + cache + ["--epochs", "4", "--lr-gamma", "1", "--output", str(root / "branch"),
-                             "--branch-from", str(root / "parent" / "epochs" / "epoch-02.pt")])
+                             "--branch-from", str(root / "parent" / "epochs" / "epoch-02.pt"),
+                             "--keep-epoch-checkpoints"])
     return root, cache, [str(w.message) for w in caught]
 
 
@@ -103,3 +104,21 @@ def test_branch_and_init_from_together_are_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(BASE + ["--output", str(tmp_path / "b"), "--branch-from", "a.pt", "--init-from", "b.pt"])
     assert "expected at most one" in capsys.readouterr().err
+
+
+def test_a_branchs_curve_takes_its_first_epochs_from_the_parent(runs):
+    from mgrr_pyg.train import curve
+
+    root, *_ = runs
+    parent, branch = root / "parent" / "epochs", root / "branch" / "epochs"
+    assert curve.epoch_checkpoints(root / "branch") == [(3, branch / "epoch-03.pt"),
+                                                        (4, branch / "epoch-04.pt")]
+    assert curve.epoch_checkpoints(root / "branch", str(parent / "epoch-02.pt")) == [
+        (1, parent / "epoch-01.pt"), (2, parent / "epoch-02.pt"),
+        (3, branch / "epoch-03.pt"), (4, branch / "epoch-04.pt")]
+    # a branch at epoch 1 shares only epoch 1
+    assert [e for e, _ in curve.epoch_checkpoints(root / "branch", str(parent / "epoch-01.pt"))] == [1, 3, 4]
+    quiet = lambda *_: None  # noqa: E731
+    points = curve.curve_from_checkpoints(root / "branch", frames=4, log=quiet)["points"]
+    assert [p["epoch"] for p in points] == [1, 2, 3, 4]
+    assert points[:2] == curve.curve_from_checkpoints(root / "parent", frames=4, log=quiet)["points"]
