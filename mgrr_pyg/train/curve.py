@@ -40,14 +40,16 @@ def _run_config(run_dir: Path):
     return TrainConfig.from_dict(TrainConfig.complete_dict(json.loads(path.read_text())))
 
 
+def _epoch_of(path: Path) -> Optional[int]:
+    """NN of a kept checkpoint's name ``epoch-NN.pt``; None for any other name."""
+    try:
+        return int(path.stem.split("-", 1)[1]) if path.stem.startswith("epoch-") else None
+    except ValueError:
+        return None
+
+
 def _kept_in(folder: Path) -> dict[int, Path]:
-    found = {}
-    for path in sorted(folder.glob("epoch-*.pt")):
-        try:
-            found[int(path.stem.split("-", 1)[1])] = path
-        except ValueError:
-            continue  # not one of ours
-    return found
+    return {e: p for p in sorted(folder.glob("epoch-*.pt")) if (e := _epoch_of(p)) is not None}
 
 
 def epoch_checkpoints(run_dir, branch_from: Optional[str] = None) -> list[tuple[int, Path]]:
@@ -59,7 +61,7 @@ def epoch_checkpoints(run_dir, branch_from: Optional[str] = None) -> list[tuple[
     found = _kept_in(Path(run_dir) / EPOCHS_DIR)
     if branch_from:
         parent = Path(branch_from)
-        at = {p.name: e for e, p in _kept_in(parent.parent).items()}.get(parent.name)
+        at = _epoch_of(parent)
         if parent.parent.name == EPOCHS_DIR and at is not None:  # up to the branch point
             shared = {e: p for e, p in _kept_in(parent.parent).items() if e <= at}
             found = {**shared, **found}
