@@ -196,7 +196,10 @@ def parse_datasets(names: Sequence[str]) -> list[str]:
 def plan_study(configs: Mapping[str, TrainConfig], settings: Sequence[str] = DEFAULT_SETTINGS,
                seeds: Sequence[int] = DEFAULT_SEEDS, output: Path = Path("runs/ablation")) -> list[PlannedRun]:
     """Every dataset x setting x seed of the study (``configs``: the budget per dataset;
-    their ``ablation``, ``seed`` and ``output`` are set per run)."""
+    their ``ablation``, ``seed`` and ``output`` are set per run), in the order they run:
+    per dataset seed by seed, every setting of a seed before the next seed, so a study
+    stopped part way (e.g. at the end of a sitting) has whole seeds, each pairable with the
+    reference setting's run of the same seed."""
     unknown = [s for s in settings if s not in ABLATIONS]
     if unknown:
         raise ValueError(f"settings: unknown {unknown}; expected some of {sorted(ABLATIONS)}")
@@ -209,8 +212,8 @@ def plan_study(configs: Mapping[str, TrainConfig], settings: Sequence[str] = DEF
     ordered = sorted(dict.fromkeys(settings), key=setting_rank)
     runs = []
     for dataset, config in configs.items():
-        for setting in ordered:
-            for seed in seeds:
+        for seed in seeds:
+            for setting in ordered:
                 folder = run_folder(output, dataset, setting, seed)
                 runs.append(PlannedRun(dataset, setting, int(seed), folder,
                                        config.replace(ablation=setting, seed=int(seed), output=str(folder))))

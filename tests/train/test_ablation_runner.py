@@ -98,11 +98,12 @@ def study(tmp_path, messages, settings=("full", "setting1"), seeds=(0, 1), jobs=
 
 
 # -- plan, skip, resume, budget -----------------------------------------------------------
-def test_plan_names_one_folder_per_dataset_setting_and_seed(tmp_path):
+def test_plan_names_one_folder_per_dataset_setting_and_seed_and_runs_seed_by_seed(tmp_path):
+    # seed-major: a study stopped part way has whole seeds (every setting of seed 0 first)
     both = {"DISFA": TrainConfig(**BUDGET), "BP4D": TrainConfig(**{**BUDGET, "dataset": "BP4D"})}
     runs = plan_study(both, ["k1", "full"], [0, 2], tmp_path)
-    assert [r.name for r in runs] == ["DISFA/full-seed0", "DISFA/full-seed2", "DISFA/k1-seed0", "DISFA/k1-seed2",
-                                      "BP4D/full-seed0", "BP4D/full-seed2", "BP4D/k1-seed0", "BP4D/k1-seed2"]
+    assert [r.name for r in runs] == ["DISFA/full-seed0", "DISFA/k1-seed0", "DISFA/full-seed2", "DISFA/k1-seed2",
+                                      "BP4D/full-seed0", "BP4D/k1-seed0", "BP4D/full-seed2", "BP4D/k1-seed2"]
     assert runs[3].run_dir == tmp_path / "DISFA" / "k1-seed2"
     assert (runs[3].config.ablation, runs[3].config.seed, runs[3].config.output) == \
         ("k1", 2, str(tmp_path / "DISFA" / "k1-seed2"))
