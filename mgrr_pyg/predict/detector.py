@@ -193,8 +193,7 @@ class Detector:
         del state  # the optimiser state may be large; the model is rebuilt from the file
         model = model_from_checkpoint(path)
         if backend == "eager":
-            runner = EagerBackend(model, device, channels_last=channels_last,
-                                  bf16={"auto": None, "fp32": False, "bf16": True}[precision])
+            runner = EagerBackend(model, device, channels_last=channels_last, precision=precision)
         elif backend == "torchscript":
             from .export import export_torchscript
 

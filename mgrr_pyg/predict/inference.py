@@ -55,23 +55,37 @@ class EagerBackend:
     """The prepared model in eager PyTorch, under ``torch.inference_mode``. Inputs and
     outputs are NumPy float32 arrays.
 
-    ``bf16``: True runs the fast path's bf16 autocast, False (default) fp32, None the
-    precision :func:`~mgrr_pyg.model.inference.default_precision` chooses for the device
-    (bf16 on CUDA and on CPUs with native bf16, fp32 elsewhere); ``precision`` says
-    which ran."""
+    ``precision``: ``"fp32"``, ``"bf16"`` (the fast path's bf16 autocast) or ``"auto"``
+    (the precision :func:`~mgrr_pyg.model.inference.default_precision` chooses for the
+    device: bf16 on CUDA and on CPUs with native bf16, fp32 elsewhere); None (default):
+    from the older switch ``bf16``: True = ``"bf16"``, False (default) = ``"fp32"``,
+    None = ``"auto"``. Giving both is allowed only when they agree. The attribute
+    ``precision`` says which ran."""
 
     name = "eager"
 
     def __init__(self, model: nn.Module, device: str | torch.device = "cpu",
                  bf16: Optional[bool] = False, channels_last: bool = True,
-                 prepared: bool = False):
+                 prepared: bool = False, precision: Optional[str] = None):
+        from mgrr_pyg.model.inference import PRECISIONS
+
+        if bf16 not in (True, False, None):
+            raise ValueError(f"bf16: expected True, False or None, found {bf16!r}")
+        switch = "auto" if bf16 is None else "bf16" if bf16 else "fp32"
+        if precision is None:
+            wanted = switch
+        elif precision not in PRECISIONS:
+            raise ValueError(f"precision: expected one of {PRECISIONS} or None, found {precision!r}")
+        elif bf16 is not False and switch != precision:  # bf16=False is the default: no opinion
+            raise ValueError(f"bf16={bf16} and precision={precision!r} disagree; give one")
+        else:
+            wanted = precision
         self.device = resolve_inference_device(device)
         self.channels_last = bool(channels_last)
-        wanted = "auto" if bf16 is None else "bf16" if bf16 else "fp32"
         self.model = model if prepared else prepare_for_inference(
             model, self.device, self.channels_last, precision=wanted)
         self.precision = inference_precision(self.model)
-        if prepared and bf16 and self.precision != "bf16":  # prepared in fp32, bf16 asked for
+        if prepared and wanted == "bf16" and self.precision != "bf16":  # prepared in fp32, bf16 asked for
             self.model = AutocastInference(self.model, self.device.type)
             self.precision = "bf16"
         self.bf16 = self.precision == "bf16"

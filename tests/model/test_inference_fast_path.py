@@ -116,3 +116,23 @@ def test_the_eager_backend_runs_the_precision_asked_for(tiny_model, monkeypatch)
     images, landmarks = (t.numpy() for t in example_inputs(2, seed=3))
     probs, points = backend(images, landmarks)
     assert probs.dtype == points.dtype == "float32"
+
+
+def test_the_eager_backend_takes_a_precision_name_and_refuses_a_disagreeing_switch(tiny_model, monkeypatch):
+    monkeypatch.setattr(fast_path, "cpu_has_fast_bf16", lambda: False)  # an AVX2 CPU
+    assert EagerBackend(tiny_model, precision="bf16").precision == "bf16"
+    assert EagerBackend(tiny_model, precision="fp32").precision == "fp32"
+    assert EagerBackend(tiny_model, precision="auto").precision == "fp32"
+    assert EagerBackend(tiny_model, bf16=True, precision="bf16").precision == "bf16"  # they agree
+    assert EagerBackend(tiny_model, bf16=None, precision="auto").precision == "fp32"
+    monkeypatch.setattr(fast_path, "cpu_has_fast_bf16", lambda: True)  # a CPU with native bf16
+    assert EagerBackend(tiny_model, precision="auto").precision == "bf16"
+    assert EagerBackend(tiny_model, precision="fp32").precision == "fp32"  # forced
+    with pytest.raises(ValueError, match=r"bf16=True and precision='fp32' disagree"):
+        EagerBackend(tiny_model, bf16=True, precision="fp32")
+    with pytest.raises(ValueError, match=r"precision: expected one of .*found 'fp16'"):
+        EagerBackend(tiny_model, precision="fp16")
+    with pytest.raises(ValueError, match=r"bf16: expected True, False or None, found 'yes'"):
+        EagerBackend(tiny_model, bf16="yes")
+    prepared = prepare_for_inference(tiny_model, precision="fp32")
+    assert EagerBackend(prepared, prepared=True, precision="bf16").precision == "bf16"  # wrapped
