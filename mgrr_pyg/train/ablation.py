@@ -763,11 +763,17 @@ def render_summary(summary: dict) -> str:
 
 
 def render_ablation_block(records, reference: str = REFERENCE_SETTING) -> str:
-    """The ``ablation`` kind of :mod:`mgrr_pyg.train.report` (``reference`` ``full``):
-    :func:`render_summary` of the records, then how they were made."""
-    from mgrr_pyg.train.report import run_parts
+    """The ``ablation`` kind of :mod:`mgrr_pyg.train.report` (``reference`` ``full``; the
+    ``ablation-vs-<reference>`` kind for another): :func:`render_summary` of the records,
+    then how they were made."""
+    from mgrr_pyg.train.report import ReportError, run_parts
 
-    summary = summarise(records, reference=reference)
+    try:
+        summary = summarise(records, reference=reference)
+    except ReportError as err:  # its messages name the default kind
+        if reference == REFERENCE_SETTING:
+            raise
+        raise ReportError(str(err).replace("kind 'ablation'", f"kind '{report_stem(reference)}'", 1)) from None
     made, loads = {}, []
     for record in records:
         for part, text in run_parts(record).items():
@@ -806,10 +812,9 @@ class StudyResult:
 
 
 def report_stem(reference: str = REFERENCE_SETTING) -> str:
-    """The report's file name without suffix: ``ablation`` (compared with ``full``: the
-    ``ablation`` blocks that ``python -m mgrr_pyg.train.report`` regenerates), else
-    ``ablation-vs-<reference>`` (a block marker names no reference, so those pages are
-    plain text that ``--report-only --reference`` rewrites)."""
+    """The report's file name without suffix, which is also its results-block kind
+    (:mod:`mgrr_pyg.train.report`): ``ablation`` (compared with ``full``), else
+    ``ablation-vs-<reference>``."""
     return "ablation" if reference == REFERENCE_SETTING else f"ablation-vs-{reference}"
 
 
@@ -822,9 +827,7 @@ def write_report(output: Path, datasets: Sequence[str], runs: Sequence[PlannedRu
     from mgrr_pyg.train.report import ReportError, load_run, render_block
 
     output = Path(output)
-    stem = report_stem(reference)
-    # the default's pages are results blocks; another reference's are plain text (see report_stem)
-    regenerable = reference == REFERENCE_SETTING
+    stem = report_stem(reference)  # the file name and the results-block kind
     summaries, sections = {}, []
     for dataset in datasets:
         finished = [r for r in runs if r.dataset == dataset and (r.run_dir / "results.json").exists()
@@ -840,34 +843,26 @@ def write_report(output: Path, datasets: Sequence[str], runs: Sequence[PlannedRu
         try:
             records = [load_run(folder / name, name) for name in names]
             summaries[dataset] = summarise(records, reference=reference)
-            block = (render_block("ablation", names, folder) if regenerable
-                     else render_ablation_block(records, reference))
+            block = render_block(stem, names, folder)
         except ReportError as err:
             log(f"ablation report of {dataset}: {err}")
             sections.append(f"## {dataset}\n\nNo report: {err}")
             continue
         title = f"# Ablations on {dataset} (Table 6 / 7)"
-        if regenerable:
-            regenerate = ("Made from the runs' results files (and the predictions beside them); "
-                          "`python -m mgrr_pyg.train.report ablation.md` in this folder regenerates the table.")
-        else:
-            regenerate = (f"Every setting compared with `{reference}`. Made from the runs' results files (and "
-                          f"the predictions beside them); `examples/run_ablation.py --report-only --reference "
-                          f"{reference}` with the study's options regenerates it (`ablation.md`, where there "
-                          "is one, compares with `full`).")
+        compared = "" if reference == REFERENCE_SETTING else (
+            f"Every setting compared with `{reference}` (`ablation.md`, where there is one, compares with "
+            "`full`). ")
+        regenerate = (f"{compared}Made from the runs' results files (and the predictions beside them); "
+                      f"`python -m mgrr_pyg.train.report {stem}.md` in this folder regenerates the table.")
         atomic_save_text(folder / f"{stem}.md", f"{title}\n\n{regenerate}\n\n{block}\n")
         atomic_save_text(folder / f"{stem}.json", json.dumps(plain(summaries[dataset]), indent=2))
-        outer = render_block("ablation", [f"{dataset}/{n}" for n in names], output) if regenerable else block
+        outer = render_block(stem, [f"{dataset}/{n}" for n in names], output)
         sections.append(f"## {dataset}\n\n{outer}")
-    if regenerable:
-        intro = ("# Ablations (Table 6 settings, Table 7 depths, random adjacency initialisation)\n\n"
-                 "Made from the runs' results files; `python -m mgrr_pyg.train.report ablation.md` in this "
-                 "folder regenerates the tables.\n\n")
-    else:
-        intro = (f"# Ablations (Table 6 settings, Table 7 depths, random adjacency initialisation) vs "
-                 f"`{reference}`\n\nMade from the runs' results files; `examples/run_ablation.py --report-only "
-                 f"--reference {reference}` with the study's options regenerates the tables (`ablation.md`, "
-                 "where there is one, compares with `full`).\n\n")
+    versus = "" if reference == REFERENCE_SETTING else f" vs `{reference}`"
+    compared = "" if reference == REFERENCE_SETTING else " (`ablation.md`, where there is one, compares with `full`)"
+    intro = (f"# Ablations (Table 6 settings, Table 7 depths, random adjacency initialisation){versus}\n\n"
+             f"Made from the runs' results files; `python -m mgrr_pyg.train.report {stem}.md` in this "
+             f"folder regenerates the tables{compared}.\n\n")
     markdown = intro + "\n\n".join(sections) + "\n"
     atomic_save_text(output / f"{stem}.md", markdown)
     return summaries, markdown

@@ -32,6 +32,8 @@ Kinds:
   AUC, F1 per seed, the label-only baseline per seed and the paired bootstrap interval of
   the F1 difference to the full model, from the ``predictions_test.npz`` beside each
   results file (what ``examples/run_ablation.py`` writes; :mod:`mgrr_pyg.train.ablation`).
+- ``ablation-vs-SETTING`` (e.g. ``ablation-vs-setting1``): the same with every setting
+  compared with ``SETTING`` instead of the full model (``run_ablation.py --reference``).
 """
 from __future__ import annotations
 
@@ -52,7 +54,7 @@ from mgrr_pyg.train.optim import describe_optimizer, describe_scheduler
 #: ``results.json``'s ``format`` field; files without one predate it and read the same.
 RESULTS_FORMAT = "mgrr-run-results/1"
 #: A block opens with this marker alone on its line (so prose may quote it) ...
-BLOCK_START = re.compile(r"^<!-- results: (?P<kind>[a-z][a-z-]*)(?P<files>(?:[ \t]+[^\s>]+)+)[ \t]*-->$",
+BLOCK_START = re.compile(r"^<!-- results: (?P<kind>[a-z][a-z0-9_-]*)(?P<files>(?:[ \t]+[^\s>]+)+)[ \t]*-->$",
                          re.MULTILINE)
 #: ... and closes at the next line holding only this one.
 BLOCK_END = "<!-- /results -->"
@@ -432,12 +434,33 @@ RENDERERS: dict[str, Callable[[Sequence[RunRecord]], str]] = {
 }
 #: How a kind reads each file it names (default: :func:`load_run`, a ``results.json``).
 LOADERS: dict[str, Callable[[Path, str], object]] = {"curves": load_curve_file}
+#: ``ablation-vs-SETTING``: the ``ablation`` kind compared with ``SETTING`` (an ablation key).
+ABLATION_VS = "ablation-vs-"
+
+
+def _kinds_text() -> str:
+    return f"one of {sorted(RENDERERS)} or {ABLATION_VS}<setting>"
+
+
+def renderer(kind: str) -> Optional[Callable[[Sequence[RunRecord]], str]]:
+    """The function that renders ``kind`` (None: no such kind)."""
+    if kind in RENDERERS:
+        return RENDERERS[kind]
+    if kind.startswith(ABLATION_VS):
+        from mgrr_pyg.train.config import ABLATIONS
+
+        reference = kind[len(ABLATION_VS):]
+        if reference in ABLATIONS:
+            from mgrr_pyg.train.ablation import render_ablation_block
+
+            return lambda records: render_ablation_block(records, reference=reference)
+    return None
 
 
 def marker(kind: str, files: Sequence[str]) -> str:
     """The opening marker of a ``kind`` block over ``files`` (relative paths)."""
-    if kind not in RENDERERS:
-        raise ReportError(f"kind: expected one of {sorted(RENDERERS)}, found {kind!r}")
+    if renderer(kind) is None:
+        raise ReportError(f"kind: expected {_kinds_text()}, found {kind!r}")
     if not files or any(not f or re.search(r"[\s>]", f) for f in files):
         raise ReportError(f"files: expected one or more paths without spaces or '>', found {list(files)}")
     return f"<!-- results: {kind} {' '.join(files)} -->"
@@ -449,11 +472,12 @@ def render_block(kind: str, files: Sequence[str], base: Path) -> str:
 
 
 def _generate(kind: str, files: Sequence[str], base: Path, where: str) -> str:
-    if kind not in RENDERERS:
-        raise ReportError(f"{where}: unknown table kind {kind!r}; expected one of {sorted(RENDERERS)}")
+    render = renderer(kind)
+    if render is None:
+        raise ReportError(f"{where}: unknown table kind {kind!r}; expected {_kinds_text()}")
     try:
         records = [LOADERS.get(kind, load_run)(base / name, name) for name in files]
-        return GENERATED_NOTE + "\n" + RENDERERS[kind](records)
+        return GENERATED_NOTE + "\n" + render(records)
     except ReportError as err:
         raise ReportError(f"{where}: {err}") from None
     except (KeyError, TypeError, IndexError) as err:

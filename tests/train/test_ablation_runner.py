@@ -21,7 +21,7 @@ from mgrr_pyg.train.ablation import (
 )
 from mgrr_pyg.train.config import TrainConfig
 from mgrr_pyg.train.metrics import evaluate_predictions, label_only_baselines, save_predictions
-from mgrr_pyg.train.report import load_run, render_block, update
+from mgrr_pyg.train.report import ReportError, load_run, regenerate, render_block, update
 
 REPO = Path(__file__).resolve().parents[2]
 SUBJECTS = ("SN001", "SN002", "SN009")  # DISFA part 1: fold 1's test subjects
@@ -283,8 +283,15 @@ def test_report_only_writes_another_references_report_beside_the_default(tmp_pat
     assert {p: p.read_bytes() for p in default_pages} == default_pages  # the default report stays as it was
     assert update(list(default_pages)[:2], check=True) == []
     page = (out / "DISFA" / "ablation-vs-setting1.md").read_text()
-    assert "<!-- results:" not in page  # a marker names no reference: report.py would compare with full
-    assert "`examples/run_ablation.py --report-only --reference setting1`" in page
+    # a results block whose kind names the reference: python -m mgrr_pyg.train.report regenerates it
+    assert "<!-- results: ablation-vs-setting1 setting1-seed0/results.json " in page
+    assert "`python -m mgrr_pyg.train.report ablation-vs-setting1.md`" in page
+    vs_pages = [out / "ablation-vs-setting1.md", out / "DISFA" / "ablation-vs-setting1.md"]
+    assert update(vs_pages, check=True) == []
+    stale = page.replace("| **setting1** |", "| **setting1 (edited)** |")
+    (out / "DISFA" / "ablation-vs-setting1.md").write_text(stale)
+    assert update(vs_pages) == [out / "DISFA" / "ablation-vs-setting1.md"]  # regenerated from the runs ...
+    assert (out / "DISFA" / "ablation-vs-setting1.md").read_text() == page  # ... as the runner wrote it
     assert "| ΔF1 vs setting1 [95 % CI] |" in page and "the paired difference to `setting1`" in page
     reference_row = next(line for line in page.splitlines() if line.startswith("| **setting1** |"))
     assert "| reference |" in reference_row
@@ -294,8 +301,26 @@ def test_report_only_writes_another_references_report_beside_the_default(tmp_pat
     assert verdict.startswith("`setting1` minus the best label-only baseline, per seed: ")
     assert "; `setting1` beats it on every seed." in verdict or "; `setting1` does **not** beat it" in verdict
     assert json.loads((out / "DISFA" / "ablation-vs-setting1.json").read_text())["reference"] == "setting1"
-    assert page.split("\n\n", 2)[2] in (out / "ablation-vs-setting1.md").read_text()
+    table = page.split(" -->\n", 2)[2]  # after the marker (its paths differ) and the generated note
+    assert table in (out / "ablation-vs-setting1.md").read_text()
     assert "written: " + str(out / "ablation-vs-setting1.md") in "\n".join(messages)
+
+
+def test_a_results_block_kind_names_its_reference_setting(tmp_path):
+    folder = tmp_path / "runs"
+    names = write_study(folder, ["full", "setting1", "setting2"], [0, 1])
+    text = render_block("ablation-vs-setting1", names, folder)
+    assert text.startswith("<!-- results: ablation-vs-setting1 " + " ".join(names) + " -->\n")
+    assert "| ΔF1 vs setting1 [95 % CI] |" in text and "| ΔF1 vs full [95 % CI] |" not in text
+    assert "| **setting1** |" in text and "| **full** |" not in text
+    assert "| ΔF1 vs full [95 % CI] |" in render_block("ablation", names, folder)
+    assert regenerate(text, folder) == text
+    with pytest.raises(ReportError, match=r"line 1: unknown table kind 'ablation-vs-nosuch'; expected one of "
+                                          r"\[.*'ablation'.*\] or ablation-vs-<setting>"):
+        regenerate(text.replace("ablation-vs-setting1", "ablation-vs-nosuch", 1), folder)
+    with pytest.raises(ReportError, match=r"line 1: kind 'ablation-vs-k3': reference: expected one of the settings of these runs "
+                                          r"\(.*\), found 'k3'"):
+        regenerate(text.replace("ablation-vs-setting1", "ablation-vs-k3", 1), folder)
 
 
 def test_a_reference_without_runs_is_refused(tmp_path, messages):
