@@ -50,6 +50,8 @@ import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+import dataclasses
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
@@ -58,7 +60,7 @@ import numpy as np
 
 from mgrr_pyg.train.config import ABLATIONS, TrainConfig
 from mgrr_pyg.train.logging import Log, console
-from mgrr_pyg.utils.io import atomic_save_text
+from mgrr_pyg.utils.io import atomic_save_bytes, atomic_save_text
 from mgrr_pyg.utils.records import config_differences, plain
 
 #: The report's row order: Table 6 (setting 1 ... 6, full), Table 7 (K = 1, 2, 3) and the
@@ -868,17 +870,70 @@ def write_report(output: Path, datasets: Sequence[str], runs: Sequence[PlannedRu
     return summaries, markdown
 
 
+#: The fields of ``predictions_test.npz`` a published study keeps: what the paired
+#: bootstrap reads (the landmarks, most of the file, are left behind).
+PUBLISHED_PREDICTION_FIELDS = ("probs", "labels", "aus", "frame_ids", "threshold", "subjects")
+#: The files of a finished run a published study copies whole.
+PUBLISHED_RUN_FILES = ("results.json", ADJACENCY_FILE)
+
+
+def publish_study(output: Path, dest: Path, datasets: Sequence[str], runs: Sequence[PlannedRun],
+                  log: Log = console, reference: str = REFERENCE_SETTING) -> list[PlannedRun]:
+    """Copy what the report needs of every finished run to ``dest`` (the same
+    ``<DATASET>/<setting>-seed<s>/`` layout): ``results.json``, the adjacency agreement
+    and ``predictions_test.npz`` with only :data:`PUBLISHED_PREDICTION_FIELDS`; then write
+    the report there (:func:`write_report`), whose results blocks name those copies, so a
+    repository can commit ``dest`` and regenerate its tables with
+    ``python -m mgrr_pyg.train.report``. Returns the published runs (``run_dir`` in ``dest``).
+    Everything is checked before anything is written."""
+    from mgrr_pyg.train.metrics import load_predictions
+
+    output, dest = Path(output), Path(dest)
+    if dest.resolve() == output.resolve():
+        raise ValueError(f"publish: expected another folder than the study's output {output}, found {dest}")
+    finished = [r for r in runs if (r.run_dir / "results.json").exists()
+                and (r.run_dir / "predictions_test.npz").exists()]
+    if not finished:
+        raise ValueError(f"publish: no finished run in {output} (a run is finished when its folder holds "
+                         "results.json and predictions_test.npz)")
+    copies = []
+    for run in finished:
+        data = load_predictions(run.run_dir / "predictions_test.npz")
+        missing = [k for k in ("probs", "labels", "aus", "frame_ids") if k not in data]
+        if missing:
+            raise ValueError(f"publish: {run.run_dir / 'predictions_test.npz'}: missing {missing}; expected "
+                             "the predictions_test.npz a run writes")
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **{k: data[k] for k in PUBLISHED_PREDICTION_FIELDS if k in data})
+        files = {name: (run.run_dir / name).read_bytes() for name in PUBLISHED_RUN_FILES
+                 if (run.run_dir / name).exists()}
+        copies.append((run, buffer.getvalue(), files))
+    published = []
+    for run, predictions, files in copies:
+        target = run_folder(dest, run.dataset, run.setting, run.seed)
+        for name, data in files.items():
+            atomic_save_bytes(target / name, data)
+        atomic_save_bytes(target / "predictions_test.npz", predictions)
+        published.append(dataclasses.replace(run, run_dir=target))
+    log(f"published {len(published)} finished run(s) of {output} in {dest}")
+    write_report(dest, datasets, published, log, reference=reference)
+    return published
+
+
 def run_study(configs: Mapping[str, TrainConfig], settings: Sequence[str] = DEFAULT_SETTINGS,
               seeds: Sequence[int] = DEFAULT_SEEDS, output: Path = Path("runs/ablation"),
               jobs: Optional[int] = None, threads: Optional[int] = None, runner: Runner = train_run,
               report_only: bool = False, log: Log = console,
-              reference: str = REFERENCE_SETTING) -> StudyResult:
+              reference: str = REFERENCE_SETTING, publish: Optional[Path] = None) -> StudyResult:
     """Check the budget, run what is not finished (:func:`execute`), write the report
-    (every setting compared with ``reference``, one of ``settings``: :func:`write_report`)."""
+    (every setting compared with ``reference``, one of ``settings``: :func:`write_report`);
+    ``publish``: then copy the finished runs' report files there (:func:`publish_study`)."""
     output = Path(output)
     configs = {dataset: config.replace(progress=False) for dataset, config in configs.items()}
     runs = plan_study(configs, settings, seeds, output)
     check_reference(reference, list(dict.fromkeys(settings)))  # before anything runs
+    if publish is not None and Path(publish).resolve() == output.resolve():
+        raise ValueError(f"publish: expected another folder than the study's output {output}, found {publish}")
     for dataset, config in configs.items():
         if check_study_budget(output / dataset, study_budget(config)):
             log(f"{dataset}: {output / dataset} holds this budget already; finished runs are skipped")
@@ -887,6 +942,9 @@ def run_study(configs: Mapping[str, TrainConfig], settings: Sequence[str] = DEFA
     log("\n" + markdown)
     stem = report_stem(reference)
     log(f"written: {output}/{stem}.md and, per dataset, <dataset>/{stem}.md, {stem}.json")
+    if publish is not None:
+        publish_study(output, Path(publish), list(configs), runs, log, reference=reference)
+        log(f"published: {Path(publish)}/{stem}.md and, per dataset, <dataset>/{stem}.md, {stem}.json")
     return StudyResult(output, outcomes, summaries, markdown)
 
 
@@ -908,6 +966,6 @@ def run_ablation(config, settings: Sequence[str] = DEFAULT_SETTINGS, seeds: Sequ
 __all__ = ["BudgetMismatchError", "DEFAULT_SEEDS", "DEFAULT_SETTINGS", "NOT_BUDGET_KEYS", "PlannedRun",
            "REFERENCE_SETTING", "RunOutcome", "SETTING_DESCRIPTIONS", "SETTING_ORDER", "StudyResult",
            "adjacency_hook", "budget_of", "check_reference", "check_study_budget", "execute", "paired_runs",
-           "parse_datasets", "plan_study", "render_ablation_block", "run_ablation", "render_summary",
+           "parse_datasets", "plan_study", "publish_study", "PUBLISHED_PREDICTION_FIELDS", "render_ablation_block", "run_ablation", "render_summary",
            "report_stem", "run_state", "run_study", "setting_rank", "study_budget", "summarise", "train_run",
            "write_report"]

@@ -312,6 +312,12 @@ def ablation_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = No
                         help=f"the setting every other one is compared with, one of --settings (default: "
                              f"{REFERENCE_SETTING}; e.g. setting1 for what D_G adds in setting2); another than "
                              f"{REFERENCE_SETTING} writes ablation-vs-SETTING.md / .json beside ablation.md")
+    parser.add_argument("--publish", metavar="DIR",
+                        help="then copy what the report needs of every finished run (results.json, the "
+                             "adjacency agreement, the predictions' probabilities, labels and subjects: "
+                             "a few tens of KB a run) to DIR/<DATASET>/<setting>-seed<s>/ and write the "
+                             "report there, its tables regenerable by python -m mgrr_pyg.train.report: a "
+                             "folder to commit")
     argv = sys.argv[1:] if argv is None else list(argv)
     add_training_arguments(parser, schedule=chosen_schedule(argv))
     parser.add_argument("--dataset", nargs="+", default=["disfa", "bp4d"], metavar="DATASET",
@@ -343,7 +349,8 @@ def ablation_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = No
         configs = {dataset: config_from_args(args, dataset) for dataset in datasets}
         output = Path(args.output) if args.output else Path("runs/ablation")
         return run_study(configs, settings=args.settings, seeds=args.seeds, output=output, jobs=args.jobs,
-                         threads=args.threads, report_only=args.report_only, reference=reference)
+                         threads=args.threads, report_only=args.report_only, reference=reference,
+                         publish=Path(args.publish) if args.publish else None)
 
     return _run_or_exit(parser, go)
 

@@ -16,6 +16,7 @@ from mgrr_pyg.train.ablation import (
     BudgetMismatchError,
     SETTING_ORDER,
     plan_study,
+    publish_study,
     run_study,
     summarise,
 )
@@ -321,6 +322,53 @@ def test_a_results_block_kind_names_its_reference_setting(tmp_path):
     with pytest.raises(ReportError, match=r"line 1: kind 'ablation-vs-k3': reference: expected one of the settings of these runs "
                                           r"\(.*\), found 'k3'"):
         regenerate(text.replace("ablation-vs-setting1", "ablation-vs-k3", 1), folder)
+
+
+def test_publish_copies_what_the_report_needs_and_writes_a_regenerable_report(tmp_path, messages):
+    from mgrr_pyg.train.metrics import load_predictions
+
+    study(tmp_path, messages, settings=("full", "setting1", "setting2"), seeds=(0, 1))
+    out, pub = tmp_path / "out", tmp_path / "published"
+    source = out / "DISFA" / "setting2-seed1"
+    landmarks = np.random.default_rng(0).normal(size=(len(FRAME_IDS), 49, 2))  # a real run has them
+    subjects = [f.split("/")[1] for f in FRAME_IDS]
+    save_predictions(source / "predictions_test", fake_probs("setting2", 1), LABELS, AUS, FRAME_IDS,
+                     landmarks_pred=landmarks, landmarks_true=landmarks, subjects=subjects)
+    CALLS.clear()
+    run_study(configs(), ("full", "setting1", "setting2"), (0, 1), out, jobs=1, runner=fake_runner,
+              report_only=True, log=messages.append, reference="setting1", publish=pub)
+    assert CALLS == []
+    for setting in ("full", "setting1", "setting2"):
+        for seed in (0, 1):
+            run = f"{setting}-seed{seed}"
+            assert (pub / "DISFA" / run / "results.json").read_bytes() == \
+                (out / "DISFA" / run / "results.json").read_bytes()
+            kept, whole = (load_predictions(d / "DISFA" / run / "predictions_test.npz") for d in (pub, out))
+            assert set(kept) == {"probs", "labels", "aus", "frame_ids", "threshold"} | \
+                ({"subjects"} if run == "setting2-seed1" else set())
+            for key in kept:
+                assert np.array_equal(kept[key], whole[key]), (run, key)
+    assert "landmarks_pred" in load_predictions(source / "predictions_test.npz")  # the study's own file stays
+    assert sorted(p.name for p in (pub / "DISFA" / "setting2-seed1").iterdir()) == \
+        ["predictions_test.npz", "results.json"]  # nothing else: no checkpoint, no logs
+    # the published pages are results blocks over the copies and give the study's own tables
+    pages = [pub / "ablation-vs-setting1.md", pub / "DISFA" / "ablation-vs-setting1.md"]
+    assert update(pages, check=True) == []
+    mine = (pub / "DISFA" / "ablation-vs-setting1.md").read_text()
+    theirs = (out / "DISFA" / "ablation-vs-setting1.md").read_text()
+    assert mine.split(" -->\n", 2)[2] == theirs.split(" -->\n", 2)[2]
+    assert json.loads((pub / "DISFA" / "ablation-vs-setting1.json").read_text()) == \
+        json.loads((out / "DISFA" / "ablation-vs-setting1.json").read_text())
+    # refused before anything: publishing into the study's own folder, or a study with nothing finished
+    before = sorted(p for p in out.rglob("*"))
+    with pytest.raises(ValueError, match=r"publish: expected another folder than the study's output"):
+        run_study(configs(), ("full",), (0,), out, jobs=1, runner=fake_runner, report_only=True,
+                  log=messages.append, publish=out)
+    assert sorted(p for p in out.rglob("*")) == before and CALLS == []
+    with pytest.raises(ValueError, match=r"publish: no finished run in .*empty"):
+        publish_study(tmp_path / "empty", tmp_path / "pub2", ["DISFA"],
+                      plan_study({"DISFA": TrainConfig(**BUDGET)}, ["full"], [0], tmp_path / "empty"))
+    assert not (tmp_path / "pub2").exists()
 
 
 def test_a_reference_without_runs_is_refused(tmp_path, messages):
