@@ -481,7 +481,8 @@ def paired_runs(setting_runs: Mapping[int, object],
             if seed in reference_runs]
 
 
-def _bootstrap(pairs, cache, replicates, seed, what: str):
+def _bootstrap(pairs, cache, replicates, seed, what: str, aus: Optional[Sequence[int]] = None):
+    """The paired bootstrap of ``pairs`` (mean F1 over every AU, or over ``aus`` only)."""
     from mgrr_pyg.train.bootstrap import paired_bootstrap
 
     counted, labels = [], []
@@ -490,6 +491,8 @@ def _bootstrap(pairs, cache, replicates, seed, what: str):
         if frames_a.shape != frames_b.shape or np.any(frames_a != frames_b):
             raise _report_error(f"kind 'ablation': {a.name} and {b.name} were tested on different frames; "
                                 f"{what} compares runs on the same test frames")
+        if aus is not None:
+            counts_a, counts_b = counts_a.select(aus), counts_b.select(aus)
         counted.append((counts_a, counts_b))
         labels.append(pair_seed)
     return paired_bootstrap(counted, replicates=replicates, seed=seed, labels=[str(s) for s in labels])
@@ -509,6 +512,34 @@ def _adjacency(record) -> Optional[dict]:
         return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def _weak_aus(records) -> dict[int, int]:
+    """Weak AU -> the strong AU it is tied to, as the runs' adjacency files record the
+    synthetic set's structure (the ``tied`` preset); empty for other data."""
+    for record in records:
+        entry = _adjacency(record)
+        if entry and entry.get("ties"):
+            return {int(weak): int(strong) for weak, strong in entry["ties"]}
+    return {}
+
+
+def _per_au_f1(per_seed: Mapping[int, object]) -> dict[str, Optional[float]]:
+    """Per AU, the mean over seeds of its F1 (%; None where no seed has one)."""
+    first = next(iter(per_seed.values()))
+    table = np.array([[100 * float(v) for v in r.metrics.f1] for r in per_seed.values()])
+    out = {}
+    for column, au in enumerate(first.metrics.aus):
+        values = [v for v in table[:, column] if math.isfinite(v)]
+        out[str(au)] = float(np.mean(values)) if values else None
+    return out
+
+
+def _weak_mean(record, weak: Sequence[int]) -> Optional[float]:
+    aus = list(record.metrics.aus)
+    values = [100 * float(record.metrics.f1[aus.index(au)]) for au in weak if au in aus]
+    values = [v for v in values if math.isfinite(v)]
+    return float(np.mean(values)) if values else None
 
 
 def _adjacency_summary(per_seed: Mapping[int, object]) -> Optional[dict]:
@@ -567,6 +598,8 @@ def summarise(records, replicates: Optional[int] = None, bootstrap_seed: Optiona
                             + "); one table, one budget")
     runs = _group(records)
     check_reference(reference, list(runs), "kind 'ablation': reference", "the settings of these runs")
+    ties = _weak_aus(records)
+    weak = sorted(ties)
     cache: dict = {}
     reference_name, reference = reference, runs.get(reference)
     seeds = sorted({seed for per_seed in runs.values() for seed in per_seed})
@@ -583,17 +616,27 @@ def summarise(records, replicates: Optional[int] = None, bootstrap_seed: Optiona
                "auc_mean": _mean_std([_finite(v) for v in auc.values()])[0],
                "auc_std": _mean_std([_finite(v) for v in auc.values()])[1],
                "vs_reference": None, "adjacency": _adjacency_summary(per_seed),
-               "files": [r.name for r in per_seed.values()]}
+               "f1_per_au": _per_au_f1(per_seed), "files": [r.name for r in per_seed.values()]}
+        if weak:
+            values = [v for v in (_weak_mean(r, weak) for r in per_seed.values()) if v is not None]
+            row["weak_f1_mean"], row["weak_f1_std"] = _mean_std(values)
+            row["weak_vs_reference"] = None
         if reference is not None and setting != reference_name:
             pairs = paired_runs(per_seed, reference)
             if pairs:
                 interval = _bootstrap(pairs, cache, replicates, bootstrap_seed, "the paired bootstrap")
                 row["vs_reference"] = {**interval.to_dict(), "seed_spread": _std(interval.per_pair)}
+                if weak:
+                    interval = _bootstrap(pairs, cache, replicates, bootstrap_seed, "the paired bootstrap", weak)
+                    row["weak_vs_reference"] = {**interval.to_dict(), "seed_spread": _std(interval.per_pair)}
         rows.append(row)
     # the label-only baselines (the same test frames for every run of a seed)
     anchor = reference if reference is not None else next(iter(runs.values()))
     baseline = {str(seed): {"name": r.best_baseline[0], "f1": 100 * r.best_baseline[1].f1_mean,
-                            "auc": _finite(100 * r.best_baseline[1].auc_mean)} for seed, r in anchor.items()}
+                            "auc": _finite(100 * r.best_baseline[1].auc_mean),
+                            "f1_per_au": {str(au): _finite(100 * float(v)) for au, v in
+                                          zip(r.best_baseline[1].aus, r.best_baseline[1].f1)}}
+                for seed, r in anchor.items()}
     margins = None
     if reference is not None:
         margins = {str(seed): 100 * (r.metrics.f1_mean - r.best_baseline[1].f1_mean) for seed, r in reference.items()}
@@ -632,6 +675,8 @@ def summarise(records, replicates: Optional[int] = None, bootstrap_seed: Optiona
         if seed_pairs else None,
         "typical_half_width": typical, "seed_noise_half_width": seed_half,
         "resolution": max(known) if known else None,
+        "aus": [int(au) for au in first.metrics.aus],
+        "weak_aus": {str(w): ties[w] for w in weak},
     }
 
 
@@ -741,6 +786,7 @@ def render_summary(summary: dict) -> str:
         head = "Full model" if reference == REFERENCE_SETTING else named
         lines += ["", head + " minus the best label-only baseline, per seed: "
                       + ", ".join(f"{m:+.1f}" for m in margins.values()) + f" F1 points; {named} {verdict}."]
+    lines += _render_per_au(summary)
     missing = [f"{row['setting']} (seed {', '.join(str(s) for s in row['missing_seeds'])})"
                for row in summary["rows"] if row["missing_seeds"]]
     if missing:
@@ -762,6 +808,51 @@ def render_summary(summary: dict) -> str:
     lines += ["", "Settings: " + "; ".join(f"`{row['setting']}`: {row['description']}"
                                            for row in summary["rows"] if row["description"]) + "."]
     return "\n".join(lines)
+
+
+def _render_per_au(summary: dict) -> list[str]:
+    """The per-AU F1 table and, on data with weak AUs (``tied``), their own comparison."""
+    rows, aus = summary["rows"], summary.get("aus") or []
+    if not aus or any("f1_per_au" not in row for row in rows):
+        return []
+    weak = {int(w): s for w, s in (summary.get("weak_aus") or {}).items()}
+    reference = summary["reference"]
+
+    def cell(value):
+        return "n/a" if value is None else f"{value:.1f}"
+
+    header = ["setting"] + [f"AU{au} (weak)" if au in weak else f"AU{au}" for au in aus]
+    lines = ["", "Per-AU F1, mean over seeds (%):", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        name = f"**{row['setting']}**" if row["setting"] == reference else row["setting"]
+        lines.append("| " + " | ".join([name] + [cell(row["f1_per_au"].get(str(au))) for au in aus]) + " |")
+    baselines = list(summary["baseline"].values())
+    if all("f1_per_au" in b for b in baselines):
+        means = []
+        for au in aus:
+            values = [b["f1_per_au"].get(str(au)) for b in baselines]
+            values = [v for v in values if v is not None]
+            means.append(float(np.mean(values)) if values else None)
+        lines.append("| " + " | ".join(["label-only baseline"] + [cell(v) for v in means]) + " |")
+    if weak and all("weak_f1_mean" in row for row in rows):
+        from mgrr_pyg.data.synthetic.expressions import WEAK_CUE_SHARE
+
+        ties = ", ".join(f"AU{w} with AU{s}" for w, s in sorted(weak.items()))
+        lines += ["", f"**The weak AUs** (drawn with {100 * WEAK_CUE_SHARE:.0f} % of their visual effect, tied "
+                      "to a strong AU through "
+                      f"the expressions: {ties}): their mean F1 per setting and its paired difference to "
+                      f"`{reference}`, bootstrapped like the table above:" if reference else
+                      f"**The weak AUs** ({ties}): their mean F1 per setting:", "",
+                  f"| setting | weak-AU F1 mean ± std | ΔF1 vs {reference} [95 % CI] | seed spread of ΔF1 |",
+                  "|---|---|---|---|"]
+        for row in rows:
+            versus = row.get("weak_vs_reference")
+            spread = versus.get("seed_spread") if versus else None
+            name = f"**{row['setting']}**" if row["setting"] == reference else row["setting"]
+            lines.append(f"| {name} | {_pm(row['weak_f1_mean'], row['weak_f1_std'])} | "
+                         + ("reference" if row["setting"] == reference else _interval(versus))
+                         + " | " + ("—" if spread is None else f"{100 * spread:.1f}") + " |")
+    return lines
 
 
 def render_ablation_block(records, reference: str = REFERENCE_SETTING) -> str:

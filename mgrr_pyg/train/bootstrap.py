@@ -59,6 +59,16 @@ class SubjectCounts:
     fn: np.ndarray
     coded: np.ndarray
 
+    def select(self, aus: Sequence[int]) -> "SubjectCounts":
+        """The counts of the AU columns ``aus`` only (in that order), e.g. to bootstrap the
+        mean F1 of a few AUs; an AU the counts do not have is a ValueError."""
+        missing = [au for au in aus if au not in self.aus]
+        if missing or not aus:
+            raise ValueError(f"aus: expected one or more of {list(self.aus)}, found {list(aus)}")
+        columns = [self.aus.index(au) for au in aus]
+        return SubjectCounts(self.subjects, tuple(aus), self.tp[:, columns], self.fp[:, columns],
+                             self.fn[:, columns], self.coded[:, columns])
+
     def mean_f1(self, weights: Optional[np.ndarray] = None) -> np.ndarray:
         """Mean-over-AU F1 with each subject counted ``weights`` times (``[subjects]`` or
         ``[replicates, subjects]``; default: once each)."""

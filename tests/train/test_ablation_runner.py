@@ -371,6 +371,51 @@ def test_publish_copies_what_the_report_needs_and_writes_a_regenerable_report(tm
     assert not (tmp_path / "pub2").exists()
 
 
+def test_per_au_f1_and_the_weak_aus_of_a_tied_set_are_reported(tmp_path):
+    from sklearn.metrics import f1_score
+
+    folder = tmp_path / "runs"
+    names = write_study(folder, ["full", "setting1", "setting2"], [0, 1, 2])
+    ties = [[6, 12], [26, 25]]  # as the tied preset's adjacency files record them
+    for name in names:
+        (folder / name).parent.joinpath("adjacency_agreement.json").write_text(
+            json.dumps({"ties": ties, "layers": [], "truth_available": True}))
+
+    def f1(setting, seed, au):  # typed here: frame F1 of one AU column at threshold 0.5
+        column = AUS.index(au)
+        return 100 * f1_score(LABELS[:, column], fake_probs(setting, seed)[:, column] >= 0.5, zero_division=0)
+
+    summary = summarise(records_of(folder, names), reference="setting1")
+    assert summary["weak_aus"] == {"6": 12, "26": 25}
+    rows = {row["setting"]: row for row in summary["rows"]}
+    for setting in ("full", "setting1", "setting2"):
+        for au in AUS:
+            assert rows[setting]["f1_per_au"][str(au)] == pytest.approx(
+                np.mean([f1(setting, s, au) for s in (0, 1, 2)]), abs=1e-6)
+        weak = [np.mean([f1(setting, s, 6), f1(setting, s, 26)]) for s in (0, 1, 2)]
+        assert rows[setting]["weak_f1_mean"] == pytest.approx(np.mean(weak), abs=1e-6)
+        assert rows[setting]["weak_f1_std"] == pytest.approx(np.std(weak, ddof=1), abs=1e-6)
+    for setting in ("full", "setting2"):
+        versus = rows[setting]["weak_vs_reference"]
+        expected = np.mean([np.mean([f1(setting, s, au) - f1("setting1", s, au) for au in (6, 26)])
+                            for s in (0, 1, 2)])
+        assert 100 * versus["difference"] == pytest.approx(expected, abs=1e-6)
+        assert versus["low"] <= versus["difference"] <= versus["high"]
+        assert versus["difference"] != pytest.approx(rows[setting]["vs_reference"]["difference"], abs=1e-4)
+    assert rows["setting1"]["weak_vs_reference"] is None
+    text = render_block("ablation-vs-setting1", names, folder)
+    assert "| setting | AU1 | AU2 | AU4 | AU6 (weak) | AU9 | AU12 | AU25 | AU26 (weak) |" in text
+    assert "tied to a strong AU through the expressions: AU6 with AU12, AU26 with AU25)" in text
+    weak_row = next(line for line in text.splitlines() if line.startswith("| setting2 |") and line.count("|") == 5)
+    assert f"{rows['setting2']['weak_f1_mean']:.1f} ± {rows['setting2']['weak_f1_std']:.1f}" in weak_row
+    # data without weak AUs (no ties recorded): the per-AU table only
+    plain_names = write_study(tmp_path / "plain", ["full", "setting1"], [0])
+    plain = summarise(records_of(tmp_path / "plain", plain_names))
+    assert plain["weak_aus"] == {} and "weak_f1_mean" not in plain["rows"][0]
+    text = render_block("ablation", plain_names, tmp_path / "plain")
+    assert "| setting | AU1 | AU2 | AU4 | AU6 | AU9 | AU12 | AU25 | AU26 |" in text and "weak" not in text
+
+
 def test_a_reference_without_runs_is_refused(tmp_path, messages):
     names = write_study(tmp_path / "runs", ["full", "setting1"], [0])
     with pytest.raises(ValueError, match=r"reference: expected one of the settings of these runs "
@@ -391,9 +436,10 @@ def test_rows_follow_table_6_and_7_whatever_the_order_of_the_files(tmp_path):
     names = write_study(tmp_path, settings, [0, 1])
     reversed_names = names[::-1]
     block = render_block("ablation", reversed_names, tmp_path)
-    rows = [line.split("|")[1].strip().strip("*") for line in block.splitlines()
-            if line.startswith("| ") and not line.startswith("| setting |") and "label-only" not in line]
-    assert rows == ["setting1", "setting2", "full", "k1", "k3", "setting2_random"]
+    main, per_au = (table.splitlines() for table in block.split("\n\n") if table.startswith("| setting |"))
+    for table in (main, per_au):  # the main table and the per-AU one, in the same order
+        rows = [line.split("|")[1].strip().strip("*") for line in table[2:] if "label-only" not in line]
+        assert rows == ["setting1", "setting2", "full", "k1", "k3", "setting2_random"]
     assert rows == sorted(rows, key=SETTING_ORDER.index)
     full_row = next(line for line in block.splitlines() if line.startswith("| **full**"))
     assert "| reference |" in full_row
