@@ -7,7 +7,8 @@ The study (:func:`run_study`, ``examples/run_ablation.py``):
 
 - one run per dataset x setting x seed, each in its own folder
   ``<output>/<dataset>/<setting>-seed<s>/`` (``mgrr-train``'s outputs: ``results.json``,
-  ``predictions_test.npz``, checkpoints, plus ``train.log``);
+  ``predictions_test.npz``, checkpoints, plus ``train.log``), seed by seed (every setting
+  of a seed before the next seed: a study stopped part way has whole seeds);
 - the budget (every training setting except the setting, the seed and what only changes
   where or how fast a run goes: :data:`NOT_BUDGET_KEYS`) is written to
   ``<output>/<dataset>/budget.json`` by the first study there; a later study with another
@@ -29,15 +30,19 @@ the per-seed F1, the label-only baseline per seed, and the paired bootstrap 95 %
 interval of the setting's F1 difference to the reference setting (same seed paired, test
 subjects resampled: :mod:`mgrr_pyg.train.bootstrap`), and whether the reference beats the
 label-only baseline on every seed. Its header states the budget, the seeds, the data and
-the smallest difference the study resolves (from the reference's seed pairs).
+the smallest difference the study resolves (from the reference's seed pairs). Then the
+per-AU F1 of every setting and, on synthetic data with weak AUs (the ``tied`` preset,
+whose ties the runs' adjacency files record), the weak AUs' mean F1 with its own paired
+interval: the AUs relational reasoning should help.
 
 The reference is the full model unless the study names another one of its settings
 (``reference``, ``--reference``: ``setting1`` asks what D_G adds in ``setting2``). Against
-``full`` the report is the ``ablation`` block of :mod:`mgrr_pyg.train.report`, so
-``python -m mgrr_pyg.train.report <output>/ablation.md`` regenerates it; a block's marker
-names no reference, so another reference's report is plain text in
-``ablation-vs-<reference>.md`` / ``.json`` (:func:`report_stem`), beside ``ablation.md``,
-which ``--report-only --reference <reference>`` regenerates from the same runs.
+``full`` the report is the ``ablation`` block of :mod:`mgrr_pyg.train.report`, against
+another setting the ``ablation-vs-<reference>`` block, in ``ablation.md`` or
+``ablation-vs-<reference>.md`` / ``.json`` (:func:`report_stem`); ``python -m
+mgrr_pyg.train.report <output>/<page>.md`` regenerates either. :func:`publish_study`
+(``--publish DIR``) copies what the report needs of each finished run (no checkpoints, no
+landmarks) to a folder to commit and writes the report there.
 """
 from __future__ import annotations
 
