@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from typing import Iterator, Optional
@@ -76,8 +77,17 @@ def shutdown(ctx: DistContext) -> None:
 
     All ranks meet at a barrier first: a gloo rank that destroys its group while a peer
     is still writing (rank 0 saving results) can leave the peer waiting forever in its
-    own destroy (seen once in the DDP test)."""
+    own destroy (seen once in the DDP test).
+
+    Release every DistributedDataParallel wrapper first (:meth:`Trainer.close
+    <mgrr_pyg.train.trainer.Trainer.close>`, or let the trainer go): a wrapper's gradient
+    reducer holds the group, and a gloo group destroyed by the reducer's deallocation runs
+    its destructor holding the GIL while it joins a worker thread that may need the GIL to
+    free a finished collective: a deadlock (pytorch/pytorch#56297; seen in the DDP test at
+    high load). Destroyed here instead, by ``destroy_process_group``, the group's
+    destructor releases the GIL. Unreachable wrappers are collected here for that reason."""
     if ctx.initialized_here and dist.is_initialized():
+        gc.collect()  # trainers and wrappers kept alive only by reference cycles
         dist.barrier()
         dist.destroy_process_group()
 

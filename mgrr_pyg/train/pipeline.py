@@ -212,6 +212,7 @@ def run_training(config: TrainConfig, callbacks: Sequence[Any] = (), log: Log = 
     else:
         selection, reported = "last epoch", trainer.epoch
     test_eval = trainer.evaluate(test_set, desc="test")
+    trainer.close()  # under DDP: release the wrapper before the process group goes (distributed.shutdown)
     baselines = label_only_baselines(train_labels, frames.test_labels, model_aus, seed=config.seed,
                                      threshold=config.threshold)
     info = {

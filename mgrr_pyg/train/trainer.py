@@ -32,6 +32,7 @@ carries the run time so far, so the reported time covers every segment of the ru
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import shutil
 import time
@@ -662,6 +663,9 @@ class Trainer:
         """Train to ``config.epochs`` (resuming from ``<output>/last.pt`` if present) and
         return the per-epoch history."""
         cfg = self.config
+        if getattr(self, "_closed", False):
+            raise RuntimeError("fit: this trainer was closed (its DistributedDataParallel wrapper released); "
+                               "make a new Trainer to train again")
         if not self.maybe_resume() and self.csv_log is not None:
             # a fresh start: drop rows a killed earlier attempt left in the logs
             self.csv_log.truncate_after("global_step", 0)
@@ -756,6 +760,17 @@ class Trainer:
         state = load_checkpoint(self.best_path)
         unwrap_model(self.model).load_state_dict(state["model"])
         return int(state["epoch"])
+
+    def close(self) -> None:
+        """Release the DistributedDataParallel wrapper (and a compiled one around it): the
+        process group then outlives every gradient reducer, so that
+        :func:`~mgrr_pyg.train.distributed.shutdown` destroys it safely (see there). The
+        plain module stays: :meth:`predict`, :meth:`evaluate` and :meth:`save` still work;
+        :meth:`fit` does not. Idempotent; nothing to do without DDP."""
+        if self.ctx.distributed and self.train_model is not self.model:
+            self.train_model = self.eval_model = self.model
+            self._closed = True
+            gc.collect()
 
     # -- evaluation ----------------------------------------------------------------------
     @torch.no_grad()

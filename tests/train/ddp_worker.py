@@ -1,4 +1,5 @@
 """Process entry point of the DDP test (importable by spawned processes)."""
+import gc
 import os
 
 import torch
@@ -22,11 +23,14 @@ def run(rank, world, port, out_path, epochs, n_train, n_eval, batch_size):
                       tensorboard=False, device="cpu")
     trainer = Trainer(model, toy_loss, ToyDataset(n=n_train), cfg, aus=(1, 2, 4), dist_ctx=ctx)
     trainer.fit()
+    trainer.close()  # the DDP wrapper goes before the process group (distributed.shutdown)
+    wrappers = sum(isinstance(o, torch.nn.parallel.DistributedDataParallel) for o in gc.get_objects())
     eval_set = ToyDataset(n=n_eval, train=False)
-    arrays = trainer.predict(eval_set)
+    arrays = trainer.predict(eval_set)  # the plain module, after close
     if rank == 0:
         torch.save({"params": {k: v.detach().clone() for k, v in trainer.model.named_parameters()},
                     "state": trainer.model.state_dict(), "probs": torch.from_numpy(arrays["probs"]),
                     "labels": torch.from_numpy(arrays["labels"]), "steps": trainer.global_step,
-                    "batches_per_epoch": trainer.sampler.batches_per_epoch}, out_path)
+                    "batches_per_epoch": trainer.sampler.batches_per_epoch,
+                    "ddp_wrappers_after_close": wrappers}, out_path)
     shutdown(ctx)

@@ -1,6 +1,7 @@
 """DDP (gloo, 2 CPU processes) against one process that averages the same two
 per-rank micro-batch gradients, and evaluation that counts every frame once."""
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -12,6 +13,23 @@ from mgrr_pyg.train.distributed import DistContext, EpochSampler, gather_by_posi
 
 from . import ddp_worker
 from .toys import ToyDataset, ToyModel, toy_loss
+
+
+#: A DDP run of the toy model takes seconds to a minute or two on a loaded 2-core machine;
+#: past this the workers are taken to hang, and are killed so the suite goes on.
+DDP_DEADLINE_S = 600
+
+
+def spawn_with_deadline(fn, args, nprocs, seconds=DDP_DEADLINE_S):
+    """``mp.spawn`` that fails the test, killing the workers, if they run past ``seconds``."""
+    context = mp.spawn(fn, args=args, nprocs=nprocs, join=False)
+    deadline = time.monotonic() + seconds
+    while not context.join(timeout=5):  # raises if a worker failed
+        if time.monotonic() > deadline:
+            alive = [p.pid for p in context.processes if p.is_alive()]
+            for process in context.processes:
+                process.kill()
+            pytest.fail(f"DDP workers {alive} still running after {seconds} s: a hang (killed)")
 
 
 def free_port():
@@ -57,9 +75,11 @@ def reference_training(epochs, n_train, batch_size, world=2, seed=0):
 def test_ddp_matches_single_process_gradient_averaging(tmp_path):
     epochs, n_train, n_eval, batch = 3, 15, 7, 3  # 2 steps per epoch; 7 eval frames: 4 + 3
     out = tmp_path / "rank0.pt"
-    mp.spawn(ddp_worker.run, args=(2, free_port(), str(out), epochs, n_train, n_eval, batch),
-             nprocs=2, join=True)
+    spawn_with_deadline(ddp_worker.run, (2, free_port(), str(out), epochs, n_train, n_eval, batch), 2)
     result = torch.load(out, weights_only=True)
+    # Trainer.close() released the DistributedDataParallel wrapper before the group went
+    # (a gloo group destroyed by its reducer can deadlock: distributed.shutdown)
+    assert result["ddp_wrappers_after_close"] == 0
     reference, steps = reference_training(epochs, n_train, batch)
     assert result["steps"] == steps == epochs * 2
     for name, p in reference.named_parameters():
